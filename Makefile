@@ -1,0 +1,44 @@
+# Two commands do all the set-up on a fresh machine:  `make run` (the main job) and `make test`.
+# TORCH_SPEC: torch==2.13.0 is the CPU build that lies on this project's machines (installs in seconds);
+# CI has no GPU, so the 5 GB CUDA build (2.14.1) would only cost time. Override for a GPU box:
+#   make test TORCH_SPEC=torch==2.14.1
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.rnnshapes-installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck pytest docs bench gpu-check clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=25.1"
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e . --group test --group docs
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/rnnshapes train --all
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rnnshapes tests benchmarks scripts
+	$(VENV)/bin/ruff format --check rnnshapes tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(VENV)/bin/python -m pytest -n 2 $(PYTEST_ARGS)
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache
