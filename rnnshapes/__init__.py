@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from ._checks import checks as checks
     from ._checks import checks_enabled as checks_enabled
     from ._checks import shapecheck as shapecheck
+    from ._guard import GuardHandle as GuardHandle
     from ._guard import guard as guard
+    from ._pack import pack as pack
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,8 @@ _LAZY = {
     "LSTMState": "._checks",
     "Packed": "._checks",
     "guard": "._guard",
+    "GuardHandle": "._guard",
+    "pack": "._pack",
 }
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
     "SEQ",
     "CheckpointError",
     "DataError",
+    "GuardHandle",
     "Hidden",
     "LSTMState",
     "Packed",
@@ -51,6 +56,7 @@ __all__ = [
     "checks",
     "checks_enabled",
     "guard",
+    "pack",
     "shapecheck",
 ]
 
