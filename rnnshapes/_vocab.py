@@ -39,7 +39,9 @@ DIMENSIONS: tuple[Dim, ...] = (
     Dim("batch", "N", "batch size: how many sequences are processed together"),
     Dim("time", "L", "sequence length (time steps); the longest one in a padded batch"),
     Dim("input", "H_in", "features per time step fed to the recurrent layer (input_size)"),
-    Dim("hidden", "H_out", "features of the hidden state and of each output step (hidden_size, or proj_size)"),
+    Dim(
+        "hidden", "H_out", "features of the hidden state and of each output step (hidden_size, or proj_size)"
+    ),
     Dim("cell", "H_cell", "features of an LSTM's cell state c (hidden_size)"),
     Dim("layers", "num_layers", "stacked recurrent layers"),
     Dim("dirs", "D", "directions: 2 if bidirectional else 1"),
