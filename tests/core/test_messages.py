@@ -1,0 +1,163 @@
+"""Every hint a ShapeError can give, pinned by its message (the docs' error catalogue runs the same mistakes)."""
+
+import re
+
+import pytest
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from rnnshapes import ShapeError, guard, pack, shapecheck
+from rnnshapes._messages import HINTS
+
+from ._models import Indexed, Seq
+
+
+def test_hidden_given_batch_first_names_axis_values_origin_and_hint():
+    model = Seq("gru", layers=2, bidirectional=True)  # layers*dirs = 4
+    x = torch.randn(3, 6, 5)
+    with pytest.raises(ShapeError) as info:
+        model(x, torch.zeros(3, 4, 7))
+    msg = str(info.value)
+    assert msg.startswith("Seq.forward(): argument 'hidden' has the wrong shape.")
+    assert "expected: (layers*dirs=4, batch=3, hidden=7)" in msg
+    assert "actual:   (3, 4, 7) float32 on cpu" in msg
+    assert "mismatch: axis 1 (batch) should be 3, got 4" in msg
+    assert "layers=2 dirs=2 hidden=7 input=5 from self.rnn" in msg
+    assert "batch=3 from x axis 0" in msg
+    assert "[hidden-batch-first]" in msg
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_input_in_the_other_layout():
+    model = Seq("gru", layers=1, bidirectional=False, batch_first=True)
+    with pytest.raises(
+        ShapeError, match=r"\[layout\] the module has batch_first=True, so 'x' must be \(batch, time"
+    ):
+        model(torch.randn(6, 3, 5), torch.zeros(1, 3, 7))
+
+
+def test_input_in_the_other_layout_sequence_first_module():
+    model = Seq("rnn", layers=1, bidirectional=False, batch_first=False)
+    with pytest.raises(ShapeError, match=r"batch_first=False, so 'x' must be \(time, batch, \.\.\.\)"):
+        model(torch.randn(3, 6, 5), torch.zeros(1, 3, 7))
+
+
+def test_bare_tensor_where_lstm_wants_pair():
+    lstm = nn.LSTM(5, 7, batch_first=True)
+    with guard(lstm), pytest.raises(ShapeError, match=r"\[lstm-pair\] an LSTM's state is a pair \(h, c\)"):
+        lstm(torch.randn(2, 4, 5), torch.zeros(1, 2, 7))
+
+
+def test_pair_where_gru_wants_one_tensor():
+    class G(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(5, 7, batch_first=True)
+            self.batch_first = True
+
+        @shapecheck
+        def forward(
+            self, x: Float[Tensor, "*seq input"], hidden: Float[Tensor, "layers*dirs batch hidden"] | None
+        ):
+            return self.rnn(x, hidden)
+
+    with pytest.raises(ShapeError, match=r"\[not-lstm-pair\] 'hidden' is a tuple of 2"):
+        G()(torch.randn(2, 4, 5), (torch.zeros(1, 2, 7), torch.zeros(1, 2, 7)))
+
+
+def test_unbatched_input():
+    with pytest.raises(
+        ShapeError,
+        match=r"(?s)expected 3 axes \(batch, time, input=5\), got 2.*\[unbatched\].*x\.unsqueeze\(0\)",
+    ):
+        Seq()(torch.randn(6, 5))
+
+
+def test_one_hot_where_indices_wanted():
+    x = torch.nn.functional.one_hot(torch.randint(0, 11, (2, 5)), 11).float()
+    with pytest.raises(ShapeError, match=r"\[one-hot-for-indices\].*x\.argmax\(-1\)"):
+        Indexed()(x, torch.tensor([5, 3]))
+
+
+def test_indices_where_one_hot_wanted():
+    with pytest.raises(ShapeError, match=r"\[indices-for-one-hot\].*one_hot\(x, num_classes=5\)\.float\(\)"):
+        Seq()(torch.randint(0, 5, (2, 6)))
+
+
+def test_lengths_not_matching_batch():
+    with pytest.raises(
+        ShapeError, match=r"\[lengths-batch\] 'lengths' holds one length per sequence, so it needs batch=2"
+    ):
+        Indexed()(torch.randint(0, 11, (2, 5)), torch.tensor([5, 3, 1]))
+
+
+def test_lengths_taken_along_time():
+    with pytest.raises(ShapeError, match=r"It has time=5 entries"):
+        Indexed()(torch.randint(0, 11, (2, 5)), torch.tensor([5, 3, 1, 1, 1]))
+
+
+def test_lengths_for_packing_must_be_on_cpu_and_in_range():
+    x = torch.randn(2, 4, 3)
+    with pytest.raises(ShapeError, match=r"\[lengths-range\].*"):
+        pack(x, torch.tensor([4, 5]))
+    with pytest.raises(ShapeError, match=r"\[lengths-range\]"):
+        pack(x, torch.tensor([4, 0]))
+    with pytest.raises(ShapeError, match=r"\[lengths-batch\]"):
+        pack(x, torch.tensor([4, 2, 1]))
+    lengths = torch.tensor([4, 2])
+    fake_cuda = torch.empty(2, dtype=torch.long, device="meta")
+    with pytest.raises(ShapeError, match=r"\[lengths-device\].*lengths\.cpu\(\)"):
+        pack(x, fake_cuda)
+    packed = pack(x, lengths)
+    assert packed.data.shape == (6, 3)
+
+
+def test_device_mismatch_names_the_weights():
+    model = Seq("gru", 1, False)
+    x = torch.empty(2, 3, 5, device="meta")
+    with pytest.raises(
+        ShapeError,
+        match=r"(?s)argument 'x' is on the wrong device.*expected: cpu \(where self\.rnn\.weight_ih_l0 is\).*\[device\]",
+    ):
+        model(x)
+
+
+def test_dtype_mismatch_with_weights():
+    with pytest.raises(
+        ShapeError, match=r"(?s)different dtype from the weights.*expected: float32.*\[dtype\]"
+    ):
+        Seq("gru", 1, False)(torch.randn(2, 3, 5, dtype=torch.float64))
+
+
+def test_cell_hidden_given_to_a_layer():
+    with pytest.raises(ShapeError, match=r"\[cell-hidden\] a 2-D \(batch, hidden\) state"):
+        Seq("gru", 1, False)(torch.randn(2, 3, 5), torch.zeros(2, 7))
+
+
+def test_embedding_index_range_under_guard():
+    model = Indexed()
+    with guard(model, batch_axis=None), pytest.raises(ShapeError, match=r"\[index-range\].*vocab=11"):
+        model(torch.tensor([[3, 12]]), torch.tensor([2]))
+
+
+def test_every_hint_is_exercised_by_this_file():
+    source = open(__file__).read()
+    missing = [key for key in HINTS if f"[{key}]" not in source and f"\\[{key}\\]" not in source]
+    assert not missing, f"hints without a pinned message test: {missing}"
+
+
+def test_return_value_is_checked():
+    class Wrong(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(5, 7, batch_first=True)
+            self.batch_first = True
+
+        @shapecheck
+        def forward(self, x: Float[Tensor, "*seq input"]) -> Float[Tensor, "batch hidden"]:
+            out, h = self.rnn(x)
+            return h  # (layers*dirs, batch, hidden): the classic hidden-as-features slip
+
+    with pytest.raises(ShapeError, match=re.escape("argument 'return value' has the wrong shape")):
+        Wrong()(torch.randn(2, 3, 5))
