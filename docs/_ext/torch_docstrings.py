@@ -1,0 +1,89 @@
+"""A Griffe extension that lets torch.nn.RNN-style docstrings render well with the Google docstring parser.
+
+The package's docstrings follow ``torch.nn.RNN``: ``Args:``, then ``Inputs: x, h_0`` and ``Outputs: ...``
+blocks of bullets, then a ``where:`` block of ``N = batch size`` lines, with Sphinx roles such as
+``:meth:`step```. Griffe's Google parser turns a ``Title:`` line followed by an indented block into an
+admonition, but only when the title is plain words; and Markdown knows no Sphinx roles. So, before parsing:
+
+- ``Inputs: x, h_0`` / ``Outputs of ``step``: y`` headers become ``Inputs:`` / ``Outputs of step:`` (the names
+  after the colon repeat the bullets below them);
+- any ``...where:`` header becomes ``where:``, and each of its lines becomes a list item (otherwise Markdown
+  joins them into one line);
+- ``:role:`target``` becomes ```target``` (code);
+- any other ``Some title (with punctuation):`` line over an indented block, which the parser would leave as
+  a paragraph followed by a code block, keeps its line and loses the block's indentation.
+
+Only the docs build uses this (see ``mkdocs.yml``); the docstrings themselves stay torch-style.
+"""
+
+import re
+
+from griffe import Extension, Object
+
+_SECTION = re.compile(r"^(?P<kind>Inputs|Outputs)(?:\s+of\s+`{0,2}(?P<what>[\w.]+)`{0,2})?\s*:(?P<names>.*)$")
+_WHERE = re.compile(r"^(?:[\w ]+,?\s+)?where:\s*$", re.IGNORECASE)
+# What Griffe's Google parser accepts as an admonition title (see griffe's _RE_ADMONITION).
+_ADMONITION = re.compile(r"^[\w][\s\w-]*:(\s+[^\s].*)?\s*$")
+_OTHER_HEADER = re.compile(r"^\S.*:\s*$")
+_ROLE = re.compile(r":(?:py:)?(?:meth|func|class|attr|mod|data|obj|exc|const|math):`~?([^`]+)`")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _block_end(lines: list[str], start: int) -> int:
+    """Index after the indented block that starts at ``start`` (blank lines inside it included)."""
+    end = start
+    i = start
+    while i < len(lines):
+        if lines[i].strip():
+            if _indent(lines[i]) == 0:
+                break
+            end = i + 1
+        i += 1
+    return end
+
+
+def torch_to_google(docstring: str) -> str:
+    """Rewrite the torch-style parts of a (dedented) docstring into what the Google parser renders well."""
+    lines = _ROLE.sub(r"`\1`", docstring).split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        has_block = i + 1 < len(lines) and lines[i + 1].strip() != "" and _indent(lines[i + 1]) > 0
+        section = _SECTION.match(line)
+        if section and has_block:
+            what = section.group("what")
+            out.append(f"{section.group('kind')} of {what}:" if what else f"{section.group('kind')}:")
+            i += 1
+            continue
+        if _WHERE.match(line) and has_block:
+            out.append("where:")
+            end = _block_end(lines, i + 1)
+            base = _indent(lines[i + 1])
+            for item in lines[i + 1 : end]:
+                bare = item.strip()
+                is_item_start = _indent(item) == base and bare and not bare.startswith(("- ", "* ", "|"))
+                out.append(f"{' ' * base}- {bare}" if is_item_start else item)
+            i = end
+            continue
+        if _OTHER_HEADER.match(line) and not _ADMONITION.match(line) and has_block:
+            out += [line, ""]  # Markdown starts a list only after a blank line
+            end = _block_end(lines, i + 1)
+            base = min(_indent(item) for item in lines[i + 1 : end] if item.strip())
+            out += [item[base:] for item in lines[i + 1 : end]]
+            i = end
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
+class TorchDocstrings(Extension):
+    """Rewrites every loaded object's docstring with :func:`torch_to_google` before it is parsed."""
+
+    def on_object(self, *, obj: Object, **kwargs: object) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = torch_to_google(obj.docstring.value)
