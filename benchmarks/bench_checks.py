@@ -1,0 +1,210 @@
+"""Cost of the shape checks, side by side in one run (issue: shape-checking core).
+
+Three versions of the same model step, interleaved round by round so that load on the machine hits all
+three alike:
+  unchecked   plain forward
+  shapecheck  rnnshapes.shapecheck (module-bound sizes, *seq, devices)
+  jaxtyping   jaxtyped(typechecker=beartype) with the closest plain annotations
+on (a) the tiny RNN step (RNN 5->5, length 6, batch 1; forward + backward + optimizer step) and (b) the
+names-classifier step (embedding 128->100, bi-GRU 2x100, batch 256, length 12).
+
+Also the check alone: a forward that returns precomputed tensors, so the difference is the checker's.
+
+    python benchmarks/bench_checks.py [--rounds 7] [--json out.json]
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import torch
+from beartype import beartype
+from jaxtyping import Float, Int, jaxtyped
+from torch import Tensor, nn
+
+from rnnshapes import Hidden, shapecheck
+
+
+def tiny_models():
+    class Base(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.batch_first = True
+            self.rnn = nn.RNN(5, 5, batch_first=True)
+
+    class Unchecked(Base):
+        def forward(self, x, hidden=None):
+            return self.rnn(x, hidden)
+
+    class Checked(Base):
+        @shapecheck
+        def forward(
+            self, x: Float[Tensor, "*seq input"], hidden: Hidden | None = None
+        ) -> tuple[Float[Tensor, "*seq hidden"], Hidden]:
+            return self.rnn(x, hidden)
+
+    class Jax(Base):
+        @jaxtyped(typechecker=beartype)
+        def forward(
+            self, x: Float[Tensor, "batch time input"], hidden: Float[Tensor, "ld batch hidden"] | None = None
+        ) -> tuple[Float[Tensor, "batch time hidden"], Float[Tensor, "ld batch hidden"]]:
+            return self.rnn(x, hidden)
+
+    return {"unchecked": Unchecked, "shapecheck": Checked, "jaxtyping": Jax}
+
+
+def names_models():
+    class Base(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.batch_first = True
+            self.embedding = nn.Embedding(128, 100)
+            self.rnn = nn.GRU(100, 100, num_layers=2, bidirectional=True, batch_first=True)
+            self.head = nn.Linear(200, 18)
+
+        def run(self, x):
+            _, h = self.rnn(self.embedding(x))
+            return self.head(torch.cat([h[-2], h[-1]], dim=1))
+
+        def shape_dims(self):
+            return {"classes": 18}
+
+    class Unchecked(Base):
+        def forward(self, x, lengths):
+            return self.run(x)
+
+    class Checked(Base):
+        @shapecheck
+        def forward(
+            self, x: Int[Tensor, "*seq"], lengths: Int[Tensor, " batch"]
+        ) -> Float[Tensor, "batch classes"]:
+            return self.run(x)
+
+    class Jax(Base):
+        @jaxtyped(typechecker=beartype)
+        def forward(
+            self, x: Int[Tensor, "batch time"], lengths: Int[Tensor, " batch"]
+        ) -> Float[Tensor, "batch 18"]:
+            return self.run(x)
+
+    return {"unchecked": Unchecked, "shapecheck": Checked, "jaxtyping": Jax}
+
+
+def check_only_models():
+    out = (torch.randn(1, 6, 5), torch.randn(1, 1, 5))
+    variants = tiny_models()
+    result = {}
+    for name, cls in variants.items():
+        fwd = cls.forward
+
+        def forward(self, x, hidden=None, _out=out):
+            return _out
+
+        # the same decorated signature, with a body that costs nothing
+        forward.__annotations__ = getattr(fwd, "__wrapped__", fwd).__annotations__
+        if name == "shapecheck":
+            forward = shapecheck(forward)
+        elif name == "jaxtyping":
+            forward = jaxtyped(typechecker=beartype)(forward)
+        result[name] = type(f"{name}Only", (cls,), {"forward": forward})
+    return result
+
+
+def time_steps(step, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def bench(variants, make_inputs, n: int, rounds: int, train: bool):
+    steps = {}
+    for name, cls in variants.items():
+        torch.manual_seed(0)
+        model = cls()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01) if train else None
+        args = make_inputs()
+
+        def step(model=model, opt=opt, args=args):
+            out = model(*args)
+            if opt is not None:
+                out = out[0] if isinstance(out, tuple) else out
+                loss = out.float().pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        for _ in range(max(3, n // 10)):
+            step()
+        steps[name] = step
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            samples[name].append(time_steps(step, n))
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--quick", action="store_true", help="fewer steps (smoke test)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    scale = 0.1 if args.quick else 1.0
+    cases = {
+        "check alone (tiny signature)": (
+            check_only_models(),
+            lambda: (torch.randn(1, 6, 5), None),
+            int(20000 * scale),
+            False,
+        ),
+        "tiny RNN step (5->5, L=6, N=1)": (
+            tiny_models(),
+            lambda: (torch.randn(1, 6, 5), None),
+            int(2000 * scale),
+            True,
+        ),
+        "names step (emb 128->100, bi-GRU 2x100, N=256, L=12)": (
+            names_models(),
+            lambda: (torch.randint(1, 128, (256, 12)), torch.full((256,), 12)),
+            max(3, int(30 * scale)),
+            True,
+        ),
+    }
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread, "
+        f"torch {torch.__version__}, python {platform.python_version()}",
+        "cases": {},
+    }
+    print(report["machine"])
+    print(
+        f"{'case':55s} {'unchecked':>11s} {'shapecheck':>11s} {'jaxtyping':>11s}  {'shapecheck +us (x)':>20s} {'jaxtyping +us (x)':>20s}"
+    )
+    for label, (variants, make, n, train) in cases.items():
+        r = bench(variants, make, n, args.rounds, train)
+        base = r["unchecked"]
+        row = {k: round(v, 2) for k, v in r.items()}
+        row["shapecheck_overhead_us"] = round(r["shapecheck"] - base, 2)
+        row["jaxtyping_overhead_us"] = round(r["jaxtyping"] - base, 2)
+        row["shapecheck_ratio"] = round(r["shapecheck"] / base, 3)
+        row["jaxtyping_ratio"] = round(r["jaxtyping"] / base, 3)
+        report["cases"][label] = row
+        print(
+            f"{label:55s} {base:9.1f}us {r['shapecheck']:9.1f}us {r['jaxtyping']:9.1f}us  "
+            f"{row['shapecheck_overhead_us']:+9.1f} ({row['shapecheck_ratio']:.3f}x) "
+            f"{row['jaxtyping_overhead_us']:+9.1f} ({row['jaxtyping_ratio']:.3f}x)"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
