@@ -1,0 +1,139 @@
+"""Every lesson in one table: model, recipe, target and budget, in course order."""
+
+from ..models import CharRNN, HelloEmbedding, HelloRNN, NamesClassifier
+from ..train import Budget, Target
+from ._registry import Lesson, Recipe
+from ._shape_lessons import cell_basics_checks, pack_pad_checks
+from ._tasks import char_task, hello_task, names_model_config, names_task
+
+SHAKESPEARE_ALPHABET = "\n!$&',-.3:;?abcdefghijklmnopqrstuvwxyz"
+"""The 38 symbols of the lesson's Shakespeare (lower-cased, spaces removed); checked against the text."""
+
+ALL_CHECKS = Target("checks", "all passed", "equal")
+IHELLO = Target("text", "ihello", "equal")
+
+_HELLO = Recipe(model={"input": 5, "hidden": 8, "classes": 5}, lr=0.1)
+_HELLO_EMBEDDING = Recipe(model={"vocab": 5, "embed": 8, "hidden": 8, "classes": 5}, lr=0.1)
+
+LESSONS: dict[str, Lesson] = {
+    lesson.name: lesson
+    for lesson in [
+        Lesson(
+            "cell-basics",
+            "12_1",
+            "RNN, GRU and LSTM cell basics",
+            "what goes into and comes out of a recurrent layer: batch_first moves the input, never the hidden state",
+            None,
+            None,
+            ALL_CHECKS,
+            None,
+            run_checks=cell_basics_checks,
+        ),
+        Lesson(
+            "hello-step",
+            "12_2",
+            "hihell -> ihello, one step at a time",
+            "an RNN carries a hidden state from step to step; the caller can carry it between calls",
+            HelloRNN,
+            _HELLO,
+            IHELLO,
+            Budget(max_steps=200),
+            build_task=hello_task,
+        ),
+        Lesson(
+            "hello-sequence",
+            "12_3",
+            "hihell -> ihello, the whole sequence at once",
+            "the same RNN over the whole sequence in one call gives the same outputs as step by step",
+            HelloRNN,
+            _HELLO,
+            IHELLO,
+            Budget(max_steps=200),
+            build_task=hello_task,
+        ),
+        Lesson(
+            "hello-embedding",
+            "12_4",
+            "hihell -> ihello with an embedding",
+            "an embedding turns symbol indices into learned vectors, replacing one-hot input",
+            HelloEmbedding,
+            _HELLO_EMBEDDING,
+            IHELLO,
+            Budget(max_steps=200),
+            build_task=hello_task,
+        ),
+        Lesson(
+            "names-basic",
+            "13_1",
+            "a name's country: one GRU layer, one direction",
+            "classify a variable-length sequence from the RNN's last hidden state, over a packed batch",
+            NamesClassifier,
+            Recipe(
+                model=names_model_config(cell="gru", embed=64, hidden=128, layers=1, bidirectional=False),
+                lr=3e-3,
+                batch_size=64,
+                schedule="onecycle",
+            ),
+            Target("accuracy", 0.80),
+            Budget(max_steps=1254, max_seconds=60, eval_every=105),
+            build_task=names_task,
+        ),
+        Lesson(
+            "names",
+            "13_2",
+            "a name's country: a bidirectional GRU over packed names",
+            "pack padded sequences, read both directions of the last layer, and classify",
+            NamesClassifier,
+            Recipe(
+                model=names_model_config(cell="gru", embed=64, hidden=192, layers=1, bidirectional=True),
+                lr=3e-3,
+                batch_size=64,
+                schedule="onecycle",
+            ),
+            Target("accuracy", 0.85),
+            Budget(max_steps=1254, max_seconds=60, eval_every=105),
+            build_task=names_task,
+        ),
+        Lesson(
+            "char-rnn",
+            "13_3",
+            "a character-level language model of Shakespeare",
+            "teacher forcing over chunks, the hidden state carried through generation",
+            CharRNN,
+            Recipe(
+                model={"alphabet": SHAKESPEARE_ALPHABET, "embed": 32, "hidden": 256, "layers": 1},
+                lr=3e-3,
+                batch_size=64,
+                clip=1.0,
+                extra={"length": 64},
+            ),
+            Target("loss", 2.0, "min"),
+            Budget(max_steps=2000, max_seconds=90, eval_every=50),
+            build_task=char_task,
+        ),
+        Lesson(
+            "pack-pad",
+            "13_4",
+            "pack_padded_sequence and pad_packed_sequence",
+            "packing lets an RNN skip the padding: each sequence ends at its own length",
+            None,
+            None,
+            ALL_CHECKS,
+            None,
+            run_checks=pack_pad_checks,
+        ),
+    ]
+}
+
+
+def names() -> list[str]:
+    """The lesson names, in course order."""
+    return list(LESSONS)
+
+
+def get(name: str) -> Lesson:
+    """The lesson called ``name``; a KeyError lists the known names."""
+    try:
+        return LESSONS[name]
+    except KeyError:
+        raise KeyError(f"no lesson {name!r}; known lessons: {', '.join(LESSONS)}") from None

@@ -1,0 +1,151 @@
+"""How each trainable lesson builds its task: model, batches (on the device once), loss and evaluation."""
+
+import itertools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data import (
+    COUNTRIES,
+    CharVocab,
+    collate_names,
+    hihell_data,
+    load_names,
+    load_shakespeare,
+    split_train_val,
+)
+from ..models import CharRNN, HelloEmbedding, HelloRNN, NamesClassifier
+
+if TYPE_CHECKING:
+    from ._registry import Lesson, Task
+
+
+def _task(*args: Any) -> "Task":
+    from ._registry import Task
+
+    return Task(*args)
+
+
+# --- hello (12_2, 12_3, 12_4) ----------------------------------------------------------------------------
+
+
+def hello_task(lesson: "Lesson", device: torch.device, generator: torch.Generator) -> "Task":
+    """hihell -> ihello. 12_2 feeds one step at a time; 12_3 the whole sequence; 12_4 indices + embedding."""
+    data = hihell_data()
+    model = lesson.build_model().to(device)
+    one_hot = isinstance(model, HelloRNN)
+    x = (data.inputs_one_hot if one_hot else data.inputs).to(device)  # (batch=1, time=6[, input=5])
+    y = data.targets.to(device)  # (batch=1, time=6)
+    step_by_step = lesson.course == "12_2"
+
+    def logits_of(m: nn.Module) -> Tensor:
+        if step_by_step:
+            assert isinstance(m, HelloRNN)
+            hidden, steps = None, []
+            for t in range(x.shape[1]):  # carry the hidden state ourselves, one time step per call
+                logits_t, hidden = m.step(x[:, t], hidden)  # (batch, classes)
+                steps.append(logits_t)
+            return torch.stack(steps, dim=1)  # (batch, time, classes)
+        return m(x)[0]  # (batch, time, classes)
+
+    def loss_fn(m: nn.Module, batch: Any) -> Tensor:
+        logits = logits_of(m)
+        return F.cross_entropy(logits.flatten(0, 1), y.flatten())  # (batch*time, classes) vs (batch*time,)
+
+    def evaluate(m: nn.Module) -> dict[str, Any]:
+        predicted = logits_of(m).argmax(-1)[0]  # (time,)
+        return {"text": "".join(data.idx2char[i] for i in predicted.tolist())}
+
+    return _task(model, itertools.repeat(None), loss_fn, evaluate)
+
+
+# --- names (13_1, 13_2) ----------------------------------------------------------------------------------
+
+
+def _encoded(split: str, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    batch = collate_names(load_names(split), batch_first=True)  # type: ignore[arg-type]
+    return batch.inputs.to(device), batch.lengths, batch.labels.to(device)
+
+
+def names_task(lesson: "Lesson", device: torch.device, generator: torch.Generator) -> "Task":
+    """Padded names -> country. Data moves to the device once; each batch is an index into it."""
+    assert lesson.recipe is not None
+    x, lengths, y = _encoded("train", device)  # (names, longest), (names,) on CPU, (names,)
+    x_test, len_test, y_test = _encoded("test", device)
+    model = lesson.build_model().to(device)
+    batch_size = lesson.recipe.batch_size
+    eval_chunk = lesson.recipe.extra.get("eval_chunk", 2048)
+
+    def batches() -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        while True:
+            order = torch.randperm(len(lengths), generator=generator)
+            for start in range(0, len(order) - batch_size + 1, batch_size):
+                idx = order[start : start + batch_size]
+                longest = int(lengths[idx].max())  # lengths live on the CPU: no device sync
+                idx_dev = idx.to(device)
+                yield x[idx_dev, :longest], lengths[idx], y[idx_dev]
+
+    def loss_fn(m: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        inputs, lens, labels = batch
+        return F.cross_entropy(m(inputs, lens), labels)
+
+    def evaluate(m: nn.Module) -> dict[str, Any]:
+        correct = torch.zeros((), device=device)
+        for start in range(0, len(len_test), eval_chunk):
+            lens = len_test[start : start + eval_chunk]
+            inputs = x_test[start : start + eval_chunk, : int(lens.max())]
+            correct += (m(inputs, lens).argmax(-1) == y_test[start : start + eval_chunk]).sum()
+        return {"accuracy": round(float(correct) / len(len_test), 4)}
+
+    return _task(model, batches(), loss_fn, evaluate)
+
+
+def names_model_config(**changes: Any) -> dict[str, Any]:
+    config = {"vocab": 128, "classes": len(COUNTRIES), "batch_first": True}
+    config.update(changes)
+    return config
+
+
+# --- char-RNN (13_3) -------------------------------------------------------------------------------------
+
+
+def char_task(lesson: "Lesson", device: torch.device, generator: torch.Generator) -> "Task":
+    """Teacher forcing on random windows of the lesson's Shakespeare (lower-cased, no spaces)."""
+    assert lesson.recipe is not None
+    text = load_shakespeare(lower=True, remove_spaces=True)
+    vocab = CharVocab.from_text(text)
+    assert "".join(vocab.itos) == lesson.recipe.model["alphabet"], "the recipe's alphabet must match the text"
+    train_ids, val_ids = (t.to(device) for t in split_train_val(vocab.encode(text), 0.1))
+    model = lesson.build_model().to(device)
+    n, length = lesson.recipe.batch_size, lesson.recipe.extra["length"]
+    offsets = torch.arange(length + 1, device=device)  # (time+1,)
+    # a fixed validation set: evenly spaced windows of the held-out text
+    val_count = lesson.recipe.extra.get("val_windows", 256)
+    val_starts = torch.linspace(0, len(val_ids) - length - 2, val_count, device=device).long()
+    val = val_ids[val_starts[:, None] + offsets]  # (val_windows, time+1)
+
+    def batches() -> Iterator[Tensor]:
+        while True:
+            starts = torch.randint(0, len(train_ids) - length - 1, (n,), generator=generator).to(device)
+            yield train_ids[starts[:, None] + offsets]  # (batch, time+1)
+
+    def loss_fn(m: nn.Module, windows: Tensor) -> Tensor:
+        inputs, targets = windows[:, :-1], windows[:, 1:]  # (batch, time) each, targets one step ahead
+        logits, _ = m(inputs)  # (batch, time, vocab)
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # (batch*time, vocab)
+
+    def evaluate(m: nn.Module) -> dict[str, Any]:
+        return {"loss": round(float(loss_fn(m, val)), 4)}
+
+    return _task(model, batches(), loss_fn, evaluate)
+
+
+def shakespeare_alphabet() -> str:
+    """The sorted symbols of the lesson's text (lower-cased, spaces removed), as CharRNN's alphabet."""
+    return "".join(CharVocab.from_text(load_shakespeare(lower=True, remove_spaces=True)).itos)
+
+
+__all__ = ["CharRNN", "HelloEmbedding", "NamesClassifier", "char_task", "hello_task", "names_task"]
