@@ -1,0 +1,320 @@
+"""How every check calls a model and picks the tensor it looks at (shared machinery, private).
+
+The uniform convention of ``rnnshapes.testing``:
+
+* ``inputs``: one object (a tensor, a PackedSequence) is passed as the single positional argument; a tuple or
+  list is unpacked into positional arguments: ``x``, ``(x, lengths)``, ``(x, h0)``, ``packed``...
+* ``call(model, *inputs)``: how to run the model; default ``model(*inputs)``. Use it to pack inside the call
+  (``lambda m, x, lengths: m(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))``) or to
+  pass keyword arguments.
+* ``output(result)``: which tensor of the result a check looks at; default: the first tensor of the result,
+  depth first: ``out`` of ``out``, ``(out, h_n)`` and ``(out, (h, c))``; a PackedSequence there is padded back
+  (``pad_packed_sequence``) with batch first when the check's output batch axis is 0, else time first.
+"""
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from ._errors import CheckFailed
+
+CallFn = Callable[..., Any]
+"""``call(model, *inputs) -> result``."""
+
+OutputFn = Callable[[Any], Tensor]
+"""``output(result) -> tensor``."""
+
+
+def as_args(inputs: Any) -> tuple[Any, ...]:
+    """The positional arguments that ``inputs`` stands for (a tuple/list is unpacked, anything else is one)."""
+    if isinstance(inputs, PackedSequence):  # a PackedSequence is a tuple too: it is ONE argument
+        return (inputs,)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs)
+    return (inputs,)
+
+
+def default_call(model: Any, *args: Any) -> Any:
+    return model(*args)
+
+
+def first_tensor(result: Any, *, batch_first: bool = True) -> Tensor:
+    """The first tensor of a model's result, depth first (a PackedSequence is padded back)."""
+    found = _first_tensor(result, batch_first)
+    if found is None:
+        raise TypeError(
+            f"the model returned {describe(result)}, which holds no tensor; pass output=... to say which "
+            "tensor the check should look at"
+        )
+    return found
+
+
+def _first_tensor(result: Any, batch_first: bool) -> Tensor | None:
+    if isinstance(result, Tensor):
+        return result
+    if isinstance(result, PackedSequence):
+        return pad_packed_sequence(result, batch_first=batch_first)[0]
+    if isinstance(result, (tuple, list)):
+        for item in result:
+            found = _first_tensor(item, batch_first)
+            if found is not None:
+                return found
+    if isinstance(result, Mapping):
+        for item in result.values():
+            found = _first_tensor(item, batch_first)
+            if found is not None:
+                return found
+    return None
+
+
+def selector(output: OutputFn | None, *, batch_first: bool = True) -> OutputFn:
+    if output is not None:
+        return output
+    return lambda result: first_tensor(result, batch_first=batch_first)
+
+
+def output_name(output: OutputFn | None) -> str:
+    return "the first tensor of the result" if output is None else "output(result)"
+
+
+def tensor_leaves(result: Any, path: str = "result") -> list[tuple[str, Tensor]]:
+    """Every tensor in a result with a readable path: ``result[0]``, ``result[1][1]``, ``result.data``..."""
+    if isinstance(result, Tensor):
+        return [(path, result)]
+    if isinstance(result, PackedSequence):
+        return [(f"{path}.data", result.data)]
+    if isinstance(result, (tuple, list)):
+        return [leaf for i, item in enumerate(result) for leaf in tensor_leaves(item, f"{path}[{i}]")]
+    if isinstance(result, Mapping):
+        return [leaf for k, item in result.items() for leaf in tensor_leaves(item, f"{path}[{k!r}]")]
+    return []
+
+
+def describe(obj: Any) -> str:
+    """A short description of a value for messages: ``Tensor(float32, shape (2, 3, 4))``, ``tuple of 2``..."""
+    if isinstance(obj, Tensor):
+        return f"Tensor({str(obj.dtype).removeprefix('torch.')}, shape {tuple(obj.shape)})"
+    if isinstance(obj, PackedSequence):
+        return f"PackedSequence(data shape {tuple(obj.data.shape)}, batch_sizes {obj.batch_sizes.tolist()})"
+    if isinstance(obj, (tuple, list)):
+        inner = ", ".join(describe(item) for item in obj)
+        return f"{type(obj).__name__}({inner})"
+    return type(obj).__name__
+
+
+@contextlib.contextmanager
+def mode(module: Any, training: bool) -> Iterator[None]:
+    """Put ``module`` (if it is an nn.Module) in train/eval mode, restoring every submodule's flag after."""
+    if not isinstance(module, nn.Module):
+        yield
+        return
+    saved = [(m, m.training) for m in module.modules()]
+    module.train(training)
+    try:
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
+def is_float(x: Any) -> bool:
+    return isinstance(x, Tensor) and (x.is_floating_point() or x.is_complex())
+
+
+def lengths_list(lengths: Any) -> list[int]:
+    if isinstance(lengths, Tensor):
+        return [int(v) for v in lengths.reshape(-1).tolist()]
+    return [int(v) for v in lengths]
+
+
+def index(shape_index: Sequence[int]) -> str:
+    return "(" + ", ".join(str(i) for i in shape_index) + ")"
+
+
+def compare(
+    got: Tensor, want: Tensor, *, atol: float, rtol: float, got_name: str, want_name: str, limit: int = 5
+) -> str | None:
+    """None when ``got`` matches ``want`` within ``atol + rtol * |want|``; else a message saying where and by
+    how much (NaNs in the same places count as equal)."""
+    if tuple(got.shape) != tuple(want.shape):
+        return f"{got_name} has shape {tuple(got.shape)} but {want_name} has shape {tuple(want.shape)}"
+    a = got.detach().to("cpu", torch.float64)
+    b = want.detach().to("cpu", torch.float64)
+    both_nan = torch.isnan(a) & torch.isnan(b)
+    diff = (a - b).abs()
+    bad = ~both_nan & ~(diff <= atol + rtol * b.abs())  # ~(<=) so a NaN on one side counts as bad
+    count = int(bad.sum())
+    if count == 0:
+        return None
+    diff = torch.where(bad, torch.nan_to_num(diff, nan=math.inf), torch.zeros_like(diff))
+    order = torch.argsort(diff.reshape(-1), descending=True)[: min(limit, count)]
+    lines = [
+        f"{count} of {a.numel()} elements differ between {got_name} and {want_name} "
+        f"(atol={atol:g}, rtol={rtol:g}); largest |difference| {float(diff.reshape(-1)[order[0]]):.3g}:"
+    ]
+    for flat in order.tolist():
+        where = torch.unravel_index(torch.tensor(flat), a.shape) if a.dim() else ()
+        pos = tuple(int(i) for i in where)
+        lines.append(
+            f"  at index {index(pos)}: {float(a[pos]):.6g} vs {float(b[pos]):.6g} "
+            f"(|difference| {float(diff[pos]):.3g})"
+        )
+    if count > limit:
+        lines.append(f"  ... and {count - limit} more")
+    return "\n".join(lines)
+
+
+def fail(title: str, body: str, hint: str | None = None) -> CheckFailed:
+    text = f"{title}\n{body}"
+    if hint:
+        text += f"\nhint: {hint}"
+    return CheckFailed(text)
+
+
+class GradProbe:
+    """Where a gradient check takes its gradients: a float input, or the output of an ``nn.Embedding``.
+
+    For float inputs the chosen input is replaced by a detached copy that requires grad (a PackedSequence input
+    is padded back, and packed again inside the call, so gradients have batch and time axes). For integer
+    inputs (token indices) the gradients are taken with respect to the output of the model's first
+    ``nn.Embedding`` (or of ``wrt`` when it is a module), captured with a forward hook that swaps the output
+    for a leaf tensor; the embedding output keeps the index tensor's axes plus a trailing ``embed`` axis.
+    """
+
+    def __init__(
+        self, model: Any, args: tuple[Any, ...], wrt: int | nn.Module | None, *, batch_first: bool
+    ) -> None:
+        self.model = model
+        self.args = list(args)
+        self.module: nn.Module | None = None
+        self.position: int | None = None
+        self.batch_first = batch_first
+        self._repack: Any = None
+        if isinstance(wrt, nn.Module):
+            self.module = wrt
+        elif isinstance(wrt, int):
+            if not 0 <= wrt < len(args) or not (is_float(args[wrt]) or _is_float_packed(args[wrt])):
+                raise ValueError(
+                    f"wrt={wrt} must index a floating-point input, but the inputs are {describe(args)}"
+                )
+            self.position = wrt
+        else:
+            self.position = next((i for i, a in enumerate(args) if is_float(a) or _is_float_packed(a)), None)
+            if self.position is None:
+                self.module = _first_embedding(model, args)
+        self.leaf: Tensor | None = None
+        if self.position is not None:
+            self._prepare_input()
+
+    @property
+    def name(self) -> str:
+        if self.position is not None:
+            packed = " (padded back from a PackedSequence)" if self._repack is not None else ""
+            return f"input {self.position}{packed}"
+        assert self.module is not None
+        return (
+            f"the output of {_module_name(self.model, self.module)} (hooked; the inputs are integer indices)"
+        )
+
+    def _prepare_input(self) -> None:
+        assert self.position is not None
+        arg = self.args[self.position]
+        if isinstance(arg, PackedSequence):
+            padded, lengths = pad_packed_sequence(arg, batch_first=self.batch_first)
+            leaf = padded.detach().clone().requires_grad_(True)
+            self._repack = (lengths, self.batch_first)
+            self.args[self.position] = pack_padded_sequence(
+                leaf, lengths, batch_first=self.batch_first, enforce_sorted=False
+            )
+        else:
+            leaf = arg.detach().clone().requires_grad_(True)
+            self.args[self.position] = leaf
+        self.leaf = leaf
+
+    def run(self, call: CallFn) -> tuple[Any, Tensor]:
+        """Call the model once; return ``(result, leaf)`` where gradients are taken w.r.t. ``leaf``."""
+        if self.module is None:
+            assert self.leaf is not None
+            return call(self.model, *self.args), self.leaf
+        captured: list[Tensor] = []
+
+        def hook(_module: nn.Module, _inp: Any, out: Any) -> Any:
+            if not isinstance(out, Tensor):
+                return None
+            leaf = out.detach().requires_grad_(True)
+            captured.append(leaf)
+            return leaf
+
+        handle = self.module.register_forward_hook(hook)
+        try:
+            result = call(self.model, *self.args)
+        finally:
+            handle.remove()
+        if len(captured) != 1:
+            raise ValueError(
+                f"{_module_name(self.model, self.module)} ran {len(captured)} times in one call of the model; "
+                "the check needs it to run exactly once (over the whole batch) to take gradients with respect "
+                "to its output. Pass float inputs instead (e.g. embed the indices yourself inside call=...) or "
+                "pass wrt=<the module whose output is the per-step input>"
+            )
+        return result, captured[0]
+
+
+def _is_float_packed(x: Any) -> bool:
+    return isinstance(x, PackedSequence) and x.data.is_floating_point()
+
+
+def _first_embedding(model: Any, args: tuple[Any, ...]) -> nn.Module:
+    if isinstance(model, nn.Module):
+        for module in model.modules():
+            if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+                return module
+    raise ValueError(
+        f"no floating-point input to take gradients with respect to (the inputs are {describe(args)}) and the "
+        "model has no nn.Embedding to hook: pass float inputs, or wrt=<a submodule whose output carries the "
+        "batch and time axes of the inputs>"
+    )
+
+
+def _module_name(model: Any, module: nn.Module) -> str:
+    if isinstance(model, nn.Module):
+        for name, m in model.named_modules():
+            if m is module:
+                return (
+                    f"model.{name} ({type(module).__name__})" if name else f"model ({type(module).__name__})"
+                )
+    return type(module).__name__
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Move what a model call needs to ``device``: floating tensors, PackedSequences and integer tensors of 2 or
+    more dimensions (token indices). 1-D integer tensors (lengths, which ``pack_padded_sequence`` wants on the
+    CPU) and everything else stay where they are."""
+    if isinstance(obj, PackedSequence):
+        return obj.to(device)  # type: ignore[arg-type]
+    if isinstance(obj, Tensor):
+        if obj.is_floating_point() or obj.is_complex() or obj.dim() >= 2:
+            return obj.to(device)  # type: ignore[arg-type]
+        return obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(to_device(item, device) for item in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(item, device) for item in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def weights_like(t: Tensor, seed: int) -> Tensor:
+    """Fixed positive random weights in [0.5, 1.5) shaped like ``t`` (made on the CPU, so every device agrees).
+
+    Gradient checks differentiate ``(selected output * weights).sum()``: random weights make an accidental
+    cancellation of gradients (and so a missed dependency) practically impossible."""
+    g = torch.Generator().manual_seed(seed)
+    dtype = t.dtype if t.is_floating_point() else torch.float32
+    return (torch.rand(t.shape, generator=g, dtype=torch.float64) + 0.5).to(device=t.device, dtype=dtype)

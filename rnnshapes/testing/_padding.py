@@ -1,0 +1,267 @@
+"""Padding checks: a padded batch gives each sequence the result it gets alone, whatever the padding."""
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from ._calls import (
+    CallFn,
+    OutputFn,
+    compare,
+    default_call,
+    describe,
+    fail,
+    lengths_list,
+    mode,
+    output_name,
+    selector,
+)
+
+Auto = Literal["auto"]
+
+
+def _validate(x: Tensor, lengths: list[int], batch_axis: int, time_axis: int) -> tuple[int, int]:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a padded tensor, got {describe(x)}; pack inside call=... instead")
+    if batch_axis % x.dim() == time_axis % x.dim():
+        raise ValueError(f"batch_axis and time_axis are the same axis ({batch_axis}, {time_axis})")
+    n, t = int(x.shape[batch_axis]), int(x.shape[time_axis])
+    if len(lengths) != n:
+        raise ValueError(
+            f"lengths has {len(lengths)} entries but x {describe(x)} has batch {n} (axis {batch_axis})"
+        )
+    bad = [(i, L) for i, L in enumerate(lengths) if not 1 <= L <= t]
+    if bad:
+        raise ValueError(f"lengths must be in 1..time={t}; these are not (example, length): {bad}")
+    return n, t
+
+
+def _time_axis_of(
+    out: Tensor, spec: int | None | Auto, time_axis: int, batch_axis: int, ok: set[int]
+) -> int | None:
+    """The output's time axis: ``spec`` if given; for "auto" the input's ``time_axis`` when the output has that
+    axis, it is not the batch axis and its size is one a per-step output would have (``ok``)."""
+    if spec != "auto":
+        return spec
+    if out.dim() < 2 or not -out.dim() <= time_axis < out.dim():
+        return None
+    if time_axis % out.dim() == batch_axis % out.dim():
+        return None
+    return time_axis if int(out.shape[time_axis]) in ok else None
+
+
+def _example(out: Tensor, batch_axis: int, i: int, time_axis: int | None, length: int) -> Tensor:
+    one = out.narrow(batch_axis, i, 1)
+    if time_axis is not None:
+        one = one.narrow(time_axis, 0, length)
+    return one
+
+
+def _lengths_arg(lengths: Any, keep: list[int]) -> Any:
+    """``lengths`` restricted to the examples ``keep``, in the type it came in (tensor or list)."""
+    if isinstance(lengths, Tensor):
+        return lengths[torch.tensor(keep, dtype=torch.long)]
+    return [lengths_list(lengths)[k] for k in keep]
+
+
+def check_packed_matches_unbatched(
+    model: Any,
+    x: Tensor,
+    lengths: Any,
+    *,
+    call: CallFn | None = None,
+    output: OutputFn | None = None,
+    batch_axis: int = 0,
+    time_axis: int = 1,
+    output_batch_axis: int | None = None,
+    output_time_axis: int | None | Auto = "auto",
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+) -> None:
+    """Check that running a padded batch gives every sequence the result it gets when run alone.
+
+    Runs ``call(model, x, lengths)`` once for the padded batch, then for every example i
+    ``call(model, x_i, lengths[i:i+1])`` with ``x_i`` that example alone (a batch of 1) cut to its own length,
+    and compares example i's output. A model that lets padded steps into its result (no packing, no mask,
+    taking ``out[:, -1]`` instead of the last valid step) fails for every example shorter than the batch.
+
+    Per-step outputs are compared on the example's valid steps only; other outputs (logits per sequence, a
+    hidden state) entirely. The model runs in eval mode (restored after).
+
+    Args:
+        model: the model.
+        x: the padded batch (float features, or integer indices), batch and time along ``batch_axis`` and
+            ``time_axis``.
+        lengths: valid steps per example (a 1-D tensor or a list; it stays on the CPU).
+        call: ``call(model, x, lengths) -> result``; default ``model(x, lengths)``. Pack here if the model
+            takes a PackedSequence.
+        output: ``output(result) -> tensor``; default the first tensor of the result (a PackedSequence is padded
+            back).
+        batch_axis, time_axis: axes of ``x`` (batch_first: 0, 1; time-first: 1, 0).
+        output_batch_axis: the output's batch axis; default ``batch_axis`` (1 for ``layers*dirs batch hidden``).
+        output_time_axis: the output's time axis, or None for a per-sequence output. "auto": ``time_axis``
+            when the output has there the batch's time size (or the longest length) and the lone run's length.
+        atol, rtol: tolerance (a batch of 1 may use other kernels, so exact equality is not asked).
+
+    Raises:
+        CheckFailed: naming the example, its length and where (index) and by how much the outputs differ.
+    """
+    __tracebackhide__ = True
+    lens = lengths_list(lengths)
+    n, t = _validate(x, lens, batch_axis, time_axis)
+    ob = batch_axis if output_batch_axis is None else output_batch_axis
+    run = call or default_call
+    select = selector(output, batch_first=ob == 0)
+    problems = []
+    with mode(model, False), torch.no_grad():
+        full = select(run(model, x, lengths))
+        _check_batch(full, ob, n, output)
+        for i, length in enumerate(lens):
+            xi = x.narrow(batch_axis, i, 1).narrow(time_axis, 0, length)
+            alone = select(run(model, xi, _lengths_arg(lengths, [i])))
+            ot = _time_axis_of(full, output_time_axis, time_axis, ob, {t, max(lens)})
+            per_step = ot is not None and alone.dim() == full.dim() and int(alone.shape[ot]) == length
+            if output_time_axis == "auto" and not per_step:
+                ot = None
+            elif ot is not None and not per_step:
+                problems.append(
+                    f"example {i} (length {length}): run alone its output {describe(alone)} does not have "
+                    f"its {length} steps along output_time_axis={ot}"
+                )
+                continue
+            got = _example(full, ob, i, ot, length)
+            diff = compare(
+                got,
+                alone,
+                atol=atol,
+                rtol=rtol,
+                got_name=f"example {i} of the padded batch",
+                want_name=f"example {i} run alone (batch of 1, length {length})",
+            )
+            if diff:
+                where = "its valid steps" if ot is not None else "the whole per-example output"
+                problems.append(f"example {i} (length {length}, of time {t}); compared on {where}:\n{diff}")
+    if problems:
+        shorter = sum(1 for L in lens if L < t)
+        raise fail(
+            f"packed/padded batch does not match unbatched runs: {len(problems)} of {n} examples differ "
+            f"({shorter} are shorter than the padded time {t}).",
+            f"{output_name(output)}, batch axis {ob}:\n" + "\n".join(problems),
+            "padded steps leaked into the result: pack the batch (pack_padded_sequence with the lengths, "
+            "enforce_sorted=False) or mask the padded steps, and take the last VALID step (index lengths-1) "
+            "or h_n instead of out[:, -1]",
+        )
+
+
+def _check_batch(out: Tensor, ob: int, n: int, output: OutputFn | None) -> None:
+    if not -out.dim() <= ob < out.dim() or int(out.shape[ob]) != n:
+        raise ValueError(
+            f"{output_name(output)} {describe(out)} has no batch of {n} along output_batch_axis={ob}; set "
+            "output_batch_axis (1 for a hidden state layers*dirs batch hidden) or output=..."
+        )
+
+
+def check_padding_invariance(
+    model: Any,
+    x: Tensor,
+    lengths: Any,
+    *,
+    extra: int = 3,
+    pad_value: float = 0,
+    scramble: bool = True,
+    call: CallFn | None = None,
+    output: OutputFn | None = None,
+    batch_axis: int = 0,
+    time_axis: int = 1,
+    output_batch_axis: int | None = None,
+    output_time_axis: int | None | Auto = "auto",
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    seed: int = 0,
+) -> None:
+    """Check that more padding, or other values in the padding, do not change the results.
+
+    Two variants are compared with the original batch, per example on its valid steps (per-step outputs) or
+    entirely (per-sequence outputs):
+
+    * ``extra`` more steps of ``pad_value`` appended along the time axis;
+    * ``scramble``: the existing padded positions (steps at or after each example's length) overwritten with
+      random values (random normal features, or random indices in ``0..max(x)`` for integer inputs).
+
+    Args:
+        model, x, lengths, call, output, batch_axis, time_axis, output_batch_axis, output_time_axis: as in
+            :func:`check_packed_matches_unbatched`. "auto" here: ``time_axis`` when the output's size there
+            grows by ``extra`` with the added padding (an output padded back without ``total_length`` keeps
+            zeros in its padding and is compared whole).
+        extra: how many padding steps to add (>= 1).
+        pad_value: the value of the added steps.
+        scramble: also overwrite the existing padding with random values.
+        atol, rtol: tolerance.
+        seed: seed of the random padding.
+
+    Raises:
+        CheckFailed: naming the variant, the example and where (index) and by how much the outputs differ.
+    """
+    __tracebackhide__ = True
+    if extra < 1:
+        raise ValueError(f"extra must be >= 1, got {extra}")
+    lens = lengths_list(lengths)
+    n, t = _validate(x, lens, batch_axis, time_axis)
+    ob = batch_axis if output_batch_axis is None else output_batch_axis
+    run = call or default_call
+    select = selector(output, batch_first=ob == 0)
+    shape = list(x.shape)
+    shape[time_axis] = extra
+    padded = torch.cat([x, torch.full(shape, pad_value, dtype=x.dtype, device=x.device)], dim=time_axis)
+    variants = [(f"{extra} more padding steps of value {pad_value:g} (time {t} -> {t + extra})", padded)]
+    if scramble and any(L < t for L in lens):
+        scrambled = _scrambled(x, lens, batch_axis, time_axis, seed)
+        variants.append(("the existing padding overwritten with random values", scrambled))
+    problems = []
+    with mode(model, False), torch.no_grad():
+        base = select(run(model, x, lengths))
+        _check_batch(base, ob, n, output)
+        ot: int | None = None
+        for k, (label, xv) in enumerate(variants):
+            other = select(run(model, xv, lengths))
+            _check_batch(other, ob, n, output)
+            if k == 0:  # the extra-padding run decides: a per-step output grows by `extra` steps with it
+                ot = _time_axis_of(base, output_time_axis, time_axis, ob, {t, max(lens)})
+                if ot is not None and output_time_axis == "auto":
+                    grew = other.dim() == base.dim() and int(other.shape[ot]) == int(base.shape[ot]) + extra
+                    ot = ot if grew else None
+            for i, length in enumerate(lens):
+                diff = compare(
+                    _example(other, ob, i, ot, length),
+                    _example(base, ob, i, ot, length),
+                    atol=atol,
+                    rtol=rtol,
+                    got_name=f"example {i} with {label.split(' (')[0]}",
+                    want_name="the original batch",
+                )
+                if diff:
+                    where = "its valid steps" if ot is not None else "the whole per-example output"
+                    problems.append(f"[{label}] example {i} (length {length}); compared on {where}:\n{diff}")
+    if problems:
+        raise fail(
+            f"padding changes the results: {len(problems)} (variant, example) pairs differ.",
+            f"{output_name(output)}, batch axis {ob}:\n" + "\n".join(problems),
+            "the model reads padded steps: pack the batch (pack_padded_sequence with the lengths) or mask "
+            "padded steps, and take the last VALID step (lengths-1) or h_n instead of out[:, -1]; an "
+            "nn.Embedding's padding_idx alone does not stop an RNN from stepping through padding",
+        )
+
+
+def _scrambled(x: Tensor, lens: list[int], batch_axis: int, time_axis: int, seed: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if x.is_floating_point():
+        noise = torch.randn(x.shape, generator=g, dtype=torch.float64).to(x.dtype)
+    else:
+        high = max(int(x.max()) + 1, 2)
+        noise = torch.randint(0, high, x.shape, generator=g).to(x.dtype)
+    steps = torch.arange(x.shape[time_axis]).view(
+        [-1 if d == time_axis % x.dim() else 1 for d in range(x.dim())]
+    )
+    limits = torch.tensor(lens).view([-1 if d == batch_axis % x.dim() else 1 for d in range(x.dim())])
+    return torch.where((steps >= limits).to(x.device), noise.to(x.device), x)

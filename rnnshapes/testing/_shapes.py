@@ -1,0 +1,264 @@
+"""The shape contract probe: pairwise-distinct sizes for every named dimension, so no swap passes by chance."""
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from ._calls import CallFn, as_args, default_call, describe, fail, mode
+
+Sizes = Mapping[str, int]
+
+
+def _factors(name: str) -> list[str]:
+    return [part.strip() for part in name.split("*")]
+
+
+def _value(name: str, sizes: Mapping[str, int]) -> int | None:
+    if name in sizes:
+        return sizes[name]
+    parts = _factors(name)
+    if len(parts) > 1 and all(p in sizes for p in parts):
+        return math.prod(sizes[p] for p in parts)
+    return None
+
+
+def _same_by_definition(a: str, b: str, sizes: Mapping[str, int]) -> bool:
+    """``layers*dirs`` equals ``layers`` when ``dirs`` is 1: that is the same dimension, not a coincidence."""
+    for prod, other in ((a, b), (b, a)):
+        parts = _factors(prod)
+        if len(parts) > 1 and other in parts:
+            rest = list(parts)
+            rest.remove(other)
+            if math.prod(sizes.get(p, 0) for p in rest) == 1:
+                return True
+    return False
+
+
+def coincidences(sizes: Mapping[str, int]) -> list[tuple[str, str, int]]:
+    """Pairs of names with the same size, where a swap of those axes could pass unseen.
+
+    Not counted: a product and its own factor when the other factors are 1 (``layers*dirs`` = ``layers`` for
+    ``dirs`` = 1), and ``dirs`` = 1 (a unidirectional model has no second direction to swap)."""
+    values = {name: _value(name, sizes) for name in sizes}
+    names = [n for n, v in values.items() if v is not None and not (n == "dirs" and v == 1)]
+    found = []
+    for k, a in enumerate(names):
+        for b in names[k + 1 :]:
+            if values[a] == values[b] and not _same_by_definition(a, b, sizes):
+                found.append((a, b, int(values[a] or 0)))
+    return found
+
+
+def distinct_sizes(
+    names: Iterable[str], start: int = 2, fixed: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """Pick a size for every named dimension so that no two are equal (products included).
+
+    Sizes are the smallest integers from ``start`` that keep all of them pairwise distinct, in the order of
+    ``names``; a product name such as ``"layers*dirs"`` gets the product of its factors (which are added to
+    the result when not named), and is kept distinct from every other size too: a batch of 2 equal to
+    layers*dirs = 2 once hid a real bug. ``dirs`` is 2 unless ``fixed`` says otherwise (it can only be 1 or 2).
+
+    Args:
+        names: dimension names, e.g. ``["batch", "time", "input", "hidden", "layers", "layers*dirs"]``.
+        start: the smallest size to use (2: a size of 1 broadcasts and hides bugs).
+        fixed: sizes decided in advance (e.g. ``{"dirs": 1}`` for a unidirectional model).
+
+    Returns:
+        ``{name: size}`` for every name and factor.
+
+    Example:
+        >>> distinct_sizes(["batch", "time", "hidden", "layers", "layers*dirs"])
+        {'batch': 3, 'time': 4, 'hidden': 5, 'layers': 6, 'layers*dirs': 12, 'dirs': 2}
+    """
+    wanted = list(dict.fromkeys(names))
+    values: dict[str, int] = dict(fixed or {})
+    atoms: list[str] = []
+    for name in wanted:
+        for part in _factors(name):
+            if part not in atoms:
+                atoms.append(part)
+    if "dirs" in atoms and "dirs" not in values:
+        values["dirs"] = 2
+    clash = coincidences({n: v for n, v in values.items()})
+    if clash:
+        raise ValueError(f"the fixed sizes already coincide: {clash}")
+    for atom in atoms:
+        if atom in values:
+            continue
+        v = start
+        while True:
+            trial = {**values, atom: v}
+            known = {n: _value(n, trial) for n in [*trial, *wanted]}
+            if v not in values.values() and not coincidences(
+                {n: x for n, x in known.items() if x is not None}
+            ):
+                break
+            v += 1
+        values[atom] = v
+    result = {name: int(_value(name, values) or 0) for name in wanted}
+    for atom in atoms:
+        result.setdefault(atom, values[atom])
+    return result
+
+
+def _resolve(spec: Any, sizes: Mapping[str, int]) -> tuple[tuple[int, ...], list[str]]:
+    """A shape spec -> (sizes, token per axis). A spec is "batch time hidden" or a tuple of ints/names."""
+    tokens = spec.split() if isinstance(spec, str) else list(spec)
+    shape: list[int] = []
+    names: list[str] = []
+    for token in tokens:
+        if isinstance(token, int):
+            shape.append(token)
+            names.append(str(token))
+            continue
+        token = str(token)
+        if token.isdigit():
+            shape.append(int(token))
+        else:
+            value = _value(token, sizes)
+            if value is None:
+                raise ValueError(f"the shape {spec!r} names {token!r}, which is not in sizes {dict(sizes)}")
+            shape.append(value)
+        names.append(token)
+    return tuple(shape), names
+
+
+def _spec_names(spec: Any) -> list[str]:
+    """Every dimension name (and product) that a (nested) shape spec mentions, in order."""
+    found: list[str] = []
+    if isinstance(spec, str):
+        found += [t for t in spec.split() if not t.isdigit()]
+    elif isinstance(spec, (tuple, list)):
+        for item in spec:
+            found += [n for n in _spec_names(item) if n not in found]
+    return list(dict.fromkeys(found))
+
+
+def _explain(
+    got: tuple[int, ...], want: tuple[int, ...], names: list[str], sizes: Mapping[str, int]
+) -> list[str]:
+    by_size: dict[int, list[str]] = {}
+    for name in sizes:
+        value = _value(name, sizes)
+        if value is not None:
+            by_size.setdefault(value, []).append(name)
+    lines = []
+    if len(got) != len(want):
+        lines.append(f"  {len(got)} axes instead of {len(want)}")
+    wrong = []
+    for axis, (g, w) in enumerate(zip(got, want, strict=False)):
+        if g != w:
+            seen = "/".join(by_size.get(g, [])) or "no named size"
+            lines.append(f"  axis {axis}: got {g} (= {seen}), expected {names[axis]} = {w}")
+            wrong.append((axis, g, w))
+    swaps = []
+    for k, (a, ga, wa) in enumerate(wrong):
+        for b, gb, wb in wrong[k + 1 :]:
+            if ga == wb and gb == wa:
+                swaps.append(f"{names[a]} and {names[b]} (axes {a} and {b})")
+    if swaps:
+        lines.append(
+            "  swapped: "
+            + "; ".join(swaps)
+            + " - a transpose/permute missing, or a view/reshape in the wrong order"
+        )
+    return lines
+
+
+def _match(
+    result: Any, spec: Any, sizes: Mapping[str, int], path: str, problems: list[str], checked: list[str]
+) -> None:
+    if spec is None:
+        return
+    if isinstance(result, (Tensor, PackedSequence)):
+        tensor = result.data if isinstance(result, PackedSequence) else result
+        where = f"{path}.data" if isinstance(result, PackedSequence) else path
+        want, names = _resolve(spec, sizes)
+        got = tuple(int(s) for s in tensor.shape)
+        checked.append(f"{where} {' '.join(names)} = {want}")
+        if got != want:
+            problems.append(f"{where} has shape {got}, but the contract says '{' '.join(names)}' = {want}:")
+            problems.extend(_explain(got, want, names, sizes))
+        return
+    if isinstance(result, (tuple, list)):
+        if isinstance(spec, str) or not isinstance(spec, (tuple, list)) or len(spec) != len(result):
+            problems.append(f"{path} is {describe(result)}, but the contract expects {spec!r} there")
+            return
+        for k, (item, sub) in enumerate(zip(result, spec, strict=True)):
+            _match(item, sub, sizes, f"{path}[{k}]", problems, checked)
+        return
+    problems.append(f"{path} is {describe(result)}, which is no tensor; the contract expects {spec!r}")
+
+
+def check_shape_contract(
+    model: nn.Module | Callable[[dict[str, int]], Any],
+    make_inputs: Callable[[dict[str, int]], Any],
+    expected: Any,
+    *,
+    sizes: Mapping[str, int] | Iterable[str],
+    call: CallFn | None = None,
+) -> dict[str, int]:
+    """Run the model on inputs of pairwise-distinct sizes and check the shape of every tensor it returns.
+
+    With every dimension a different size, an output that has batch where layers*dirs belongs (or time where
+    batch belongs) cannot pass by coincidence, and the message names the swapped dimensions.
+
+    Args:
+        model: an ``nn.Module``, or a factory ``model(sizes) -> module`` (to build it with the probe's sizes).
+        make_inputs: ``make_inputs(sizes) -> inputs`` (one input or a tuple of positional inputs).
+        expected: the shapes of the result, mirroring its structure: a shape is a string of dimension names
+            (``"batch time hidden"``; products like ``"layers*dirs"`` and integer literals allowed) or a tuple
+            of ints/names; a tuple of shapes for a tuple result (``("batch time hidden", ("layers*dirs batch
+            hidden", "layers*dirs batch cell"))`` for an LSTM's ``(out, (h, c))``); None skips a part. A
+            PackedSequence's ``data`` is checked (``"total hidden"``). May also be ``expected(sizes)``.
+        sizes: ``{name: size}``, or dimension names to pass to :func:`distinct_sizes` (together with every
+            name and product that ``expected`` mentions, when it is not a function). Sizes that coincide,
+            products used in ``expected`` included, are refused (ValueError).
+        call: ``call(model, *inputs) -> result``; default ``model(*inputs)``.
+
+    Returns:
+        The sizes used.
+
+    Raises:
+        ValueError: when two sizes coincide.
+        CheckFailed: listing each tensor with a wrong shape, axis by axis, with swapped dimensions named.
+    """
+    __tracebackhide__ = True
+    spec = None if callable(expected) else expected
+    named = _spec_names(spec)
+    if isinstance(sizes, Mapping):
+        table = dict(sizes)
+    else:  # the names asked for, plus every name and product the expected shapes use
+        table = distinct_sizes([*sizes, *named])
+    products = {n: _value(n, table) for n in named if n not in table}
+    clash = coincidences({**table, **{n: v for n, v in products.items() if v is not None}})
+    if clash:
+        pairs = ", ".join(f"{a} = {b} = {v}" for a, b, v in clash)
+        raise ValueError(
+            f"check_shape_contract needs pairwise-distinct sizes, but {pairs}: a swap of those axes would pass "
+            "unseen. Use distinct_sizes([...]) to pick them"
+        )
+    net = model if isinstance(model, nn.Module) or not callable(model) else model(table)
+    inputs = make_inputs(table)
+    if spec is None:
+        spec = expected(table)
+    with mode(net, False):
+        try:
+            result = (call or default_call)(net, *as_args(inputs))
+        except Exception as e:
+            e.add_note(f"rnnshapes.testing.check_shape_contract: the model raised with sizes {table}")
+            raise
+    problems: list[str] = []
+    checked: list[str] = []
+    _match(result, spec, table, "result", problems, checked)
+    if problems:
+        raise fail(
+            "shape contract failed: the model returned tensors of the wrong shape.",
+            f"sizes: {table}\n" + "\n".join(problems),
+            "every dimension has a different size here, so each axis above is identified by its size",
+        )
+    return table

@@ -1,0 +1,293 @@
+"""State checks: a state_dict round trip, and CPU/CUDA parity."""
+
+import contextlib
+import copy
+import io
+import os
+import pickle
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._calls import (
+    CallFn,
+    OutputFn,
+    as_args,
+    compare,
+    default_call,
+    describe,
+    fail,
+    is_float,
+    mode,
+    tensor_leaves,
+    to_device,
+    weights_like,
+)
+from ._errors import DeviceUnavailable
+
+
+def _leaves(result: Any, output: OutputFn | None) -> list[tuple[str, Tensor]]:
+    if output is not None:
+        return [("output(result)", output(result))]
+    leaves = tensor_leaves(result)
+    if not leaves:
+        raise TypeError(f"the model returned {describe(result)}, which holds no tensor; pass output=...")
+    return leaves
+
+
+def check_state_dict_roundtrip(
+    model: nn.Module,
+    make_model: Callable[[], nn.Module],
+    inputs: Any,
+    *,
+    call: CallFn | None = None,
+    output: OutputFn | None = None,
+    atol: float = 0.0,
+    rtol: float = 0.0,
+) -> None:
+    """Check that saving ``model.state_dict()`` and loading it into a fresh model gives the same outputs.
+
+    Saves with ``torch.save`` to memory, loads with ``torch.load(weights_only=True)`` (as any checkpoint should
+    be loaded: it never unpickles arbitrary objects), ``load_state_dict`` (strict) into ``make_model()``, and
+    compares every tensor of the result (or ``output(result)``) in eval mode. Catches state kept outside the
+    state_dict: a tensor stored as a plain attribute instead of an ``nn.Parameter`` / buffer, submodules in a
+    Python list instead of ``nn.ModuleList``, a buffer registered with ``persistent=False``.
+
+    Warns when the fresh model already gives the same outputs before loading (``make_model`` seeded the same
+    way?): then the check proves little.
+
+    Args:
+        model: the trained (or at least initialised) model.
+        make_model: builds a fresh model of the same configuration (on the same device).
+        inputs: one input or a tuple of positional inputs.
+        call, output: as everywhere in ``rnnshapes.testing``.
+        atol, rtol: tolerance (default exact: a round trip must not change a bit).
+
+    Raises:
+        CheckFailed: when the state_dict cannot be saved/loaded, or outputs differ (where, by how much).
+    """
+    __tracebackhide__ = True
+    args = as_args(inputs)
+    run = call or default_call
+    state = model.state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    try:
+        loaded = torch.load(buffer, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError) as e:
+        raise fail(
+            "state_dict round trip: torch.load(weights_only=True) refuses the saved state_dict.",
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+            "a state_dict should hold tensors (and plain numbers/strings) only; move other objects out of "
+            "get_extra_state() / the state dict",
+        ) from None
+    fresh = make_model()
+    with mode(model, False), mode(fresh, False), torch.no_grad():
+        want = _leaves(run(model, *args), output)
+        before = _leaves(run(fresh, *args), output)
+        try:
+            fresh.load_state_dict(loaded)
+        except RuntimeError as e:
+            raise fail(
+                "state_dict round trip: the saved state_dict does not load into make_model().",
+                str(e).strip(),
+                "make_model() must build the same configuration (sizes, layers, bidirectional...) as the model",
+            ) from None
+        got = _leaves(run(fresh, *args), output)
+    if len(got) == len(want) and all(
+        tuple(b.shape) == tuple(w.shape) and torch.equal(b.cpu(), w.cpu())
+        for (_, b), (_, w) in zip(before, want, strict=False)
+    ):
+        warnings.warn(
+            "check_state_dict_roundtrip: make_model() built a model whose outputs already equal the original's "
+            "before loading (same seed, or an input-independent model?); the round trip proves little",
+            UserWarning,
+            stacklevel=2,
+        )
+    problems = []
+    if len(got) != len(want):
+        problems.append(f"the result has {len(got)} tensors after loading but {len(want)} before")
+    for (name, g), (_, w) in zip(got, want, strict=False):
+        diff = compare(g, w, atol=atol, rtol=rtol, got_name=f"{name} after loading", want_name="the original")
+        if diff:
+            problems.append(diff)
+    if problems:
+        keys = sorted(state)
+        raise fail(
+            "state_dict round trip failed: the reloaded model gives different outputs.",
+            "\n".join(problems)
+            + f"\nstate_dict keys saved ({len(keys)}): {keys[:20]}{' ...' if len(keys) > 20 else ''}",
+            "state outside the state_dict is lost on save: a tensor kept as a plain attribute (make it an "
+            "nn.Parameter or register_buffer(...)), submodules in a Python list/dict (use nn.ModuleList / "
+            "nn.ModuleDict), or a buffer registered with persistent=False",
+        )
+
+
+@contextlib.contextmanager
+def tf32_disabled() -> Iterator[None]:
+    """Switch TF32 off for CUDA matmuls and cuDNN inside the block, and restore the previous settings after,
+    also when the block raises.
+
+    Uses the legacy flags ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32``;
+    when the process has set TF32 through the newer ``fp32_precision`` API (where reading the legacy flags
+    raises), that API is used instead ("ieee")."""
+    matmul = torch.backends.cuda.matmul
+    cudnn = torch.backends.cudnn
+    try:
+        saved = (matmul.allow_tf32, cudnn.allow_tf32)
+    except RuntimeError:  # the new fp32_precision API is in use; mixing the two APIs raises
+        saved_new = (matmul.fp32_precision, cudnn.fp32_precision)  # type: ignore[attr-defined]
+        matmul.fp32_precision = "ieee"  # type: ignore[attr-defined]
+        cudnn.fp32_precision = "ieee"  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            matmul.fp32_precision, cudnn.fp32_precision = saved_new  # type: ignore[attr-defined]
+        return
+    matmul.allow_tf32 = False
+    cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def cuda_unavailable_reason() -> str | None:
+    """None when CUDA can be used; else why not (for skip reasons and errors)."""
+    if torch.cuda.is_available():
+        return None
+    built = torch.version.cuda
+    why = (
+        f"torch {torch.__version__} is a CPU-only build"
+        if built is None
+        else f"torch {torch.__version__} (CUDA {built}) finds no GPU"
+    )
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        why += f", CUDA_VISIBLE_DEVICES={visible!r}"
+    return f"CUDA not available: torch.cuda.is_available() is False ({why})"
+
+
+def _active_dropout(model: nn.Module) -> list[str]:
+    found = []
+    for name, m in model.named_modules():
+        p = getattr(m, "p", None) if isinstance(m, nn.modules.dropout._DropoutNd) else None
+        if isinstance(m, nn.RNNBase) and m.num_layers > 1:
+            p = m.dropout
+        if p:
+            found.append(f"{name or 'model'} (p={p:g})")
+    return found
+
+
+def check_device_parity(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    device: str | torch.device = "cuda",
+    grads: bool = True,
+    call: CallFn | None = None,
+    output: OutputFn | None = None,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    seed: int = 0,
+    move: Callable[[Any, torch.device], Any] | None = None,
+) -> None:
+    """Check that the model gives the same outputs (and gradients) on the CPU and on ``device``.
+
+    Copies the model to the CPU and to ``device`` (the model itself is not moved), runs both on the same
+    inputs with TF32 switched off (restored after, even on failure), and compares every tensor of the result,
+    then, with ``grads``, the gradients of every parameter and of every float input for a fixed random
+    weighting of the outputs.
+
+    With ``grads`` the models run in training mode (cuDNN's RNN backward refuses eval mode), so the model must
+    have no active dropout; without ``grads`` they run in eval mode.
+
+    Args:
+        model: the model (on any device).
+        inputs: one input or a tuple of positional inputs.
+        device: the device compared with the CPU (``"cuda"``, ``"cuda:1"``...; ``"cpu"`` compares two CPU runs).
+        grads: also compare gradients.
+        call, output: as everywhere in ``rnnshapes.testing``.
+        atol, rtol: tolerance.
+        seed: seed of the random output weighting.
+        move: ``move(inputs, device) -> inputs``; default moves float tensors, PackedSequences and integer
+            tensors of 2+ dims (indices) and leaves 1-D integer tensors (lengths) on the CPU.
+
+    Raises:
+        DeviceUnavailable: when ``device`` is CUDA and CUDA is not available (turn it into a skip).
+        ValueError: when ``grads`` and the model has active dropout.
+        CheckFailed: naming each differing output / gradient, where and by how much.
+    """
+    __tracebackhide__ = True
+    target = torch.device(device)
+    if target.type == "cuda":
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            raise DeviceUnavailable(reason)
+    if grads:
+        dropout = _active_dropout(model)
+        if dropout:
+            raise ValueError(
+                f"check_device_parity(grads=True) runs in training mode, where dropout is random: {dropout}; "
+                "build the model with dropout 0 for this check, or pass grads=False"
+            )
+    run = call or default_call
+    mover = move or to_device
+    runs: list[tuple[list[tuple[str, Tensor]], dict[str, Tensor]]] = []
+    with tf32_disabled():
+        for dev in (torch.device("cpu"), target):
+            net = copy.deepcopy(model).to(dev)
+            args = list(as_args(mover(as_args(inputs), dev)))
+            leaves_in = []
+            if grads:
+                for k, a in enumerate(args):
+                    if is_float(a):
+                        args[k] = a.detach().clone().requires_grad_(True)
+                        leaves_in.append((f"input {k}", args[k]))
+            with mode(net, grads), torch.set_grad_enabled(grads):
+                outs = _leaves(run(net, *args), output)
+                found: dict[str, Tensor] = {}
+                if grads:
+                    total = sum(
+                        (o * weights_like(o, seed + k)).sum()
+                        for k, (_, o) in enumerate(outs)
+                        if o.requires_grad and o.is_floating_point()
+                    )
+                    if isinstance(total, Tensor):
+                        total.backward()
+                    found = {f"grad of {n}": p.grad for n, p in net.named_parameters() if p.grad is not None}
+                    found.update({f"grad of {n}": t.grad for n, t in leaves_in if t.grad is not None})
+            runs.append(([(n, o.detach().cpu()) for n, o in outs], {k: v.cpu() for k, v in found.items()}))
+    (cpu_outs, cpu_grads), (dev_outs, dev_grads) = runs
+    problems = []
+    for (name, c), (_, d) in zip(cpu_outs, dev_outs, strict=False):
+        diff = compare(d, c, atol=atol, rtol=rtol, got_name=f"{name} on {target}", want_name="on cpu")
+        if diff:
+            problems.append(diff)
+    for name in sorted(set(cpu_grads) | set(dev_grads)):
+        if name not in cpu_grads or name not in dev_grads:
+            where = "cpu" if name in cpu_grads else str(target)
+            problems.append(f"{name} exists on {where} only")
+            continue
+        diff = compare(
+            dev_grads[name],
+            cpu_grads[name],
+            atol=atol,
+            rtol=rtol,
+            got_name=f"{name} on {target}",
+            want_name="on cpu",
+        )
+        if diff:
+            problems.append(diff)
+    if problems:
+        raise fail(
+            f"device parity failed: cpu and {target} disagree (TF32 off) in {len(problems)} tensors.",
+            "\n".join(problems),
+            "differences of ~1e-6 are float rounding (raise atol/rtol); larger ones point at device-dependent "
+            "code: tensors created without device= (torch.zeros(...) on the CPU), .cuda()/.cpu() calls inside "
+            "forward, or non-deterministic kernels",
+        )

@@ -1,0 +1,348 @@
+"""Training checks: convergence to a target, overfitting one batch, the loss at initialisation."""
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from ._calls import CallFn, OutputFn, as_args, default_call, describe, fail, mode, output_name, selector
+from ._errors import ConvergenceFailed
+from ._sparkline import describe_curve
+
+Mode = Literal[">=", "<="]
+
+
+@dataclass
+class ConvergenceResult:
+    """What :func:`check_converges` saw.
+
+    Attributes:
+        name: what was trained (for reports).
+        target: the metric's target.
+        mode: ``">="`` (the metric must rise to the target, e.g. accuracy) or ``"<="`` (fall to it, e.g. loss).
+        reached: whether the target was reached.
+        steps: training steps taken.
+        seconds: wall time of the whole run (training and evaluations).
+        curve: ``(step, metric)`` at every evaluation.
+        losses: what every ``train_step()`` returned.
+        stopped_by: ``"target"``, ``"steps"`` (the step budget ran out) or ``"time"`` (``max_seconds``).
+    """
+
+    name: str
+    target: float
+    mode: Mode
+    reached: bool = False
+    steps: int = 0
+    seconds: float = 0.0
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    stopped_by: str = "steps"
+
+    @property
+    def metric(self) -> float:
+        """The last evaluated metric (NaN before the first evaluation)."""
+        return self.curve[-1][1] if self.curve else math.nan
+
+    @property
+    def best(self) -> tuple[int, float]:
+        """``(step, metric)`` of the best evaluation."""
+        finite = [p for p in self.curve if math.isfinite(p[1])]
+        if not finite:
+            return (0, math.nan)
+        pick = max if self.mode == ">=" else min
+        return pick(finite, key=lambda p: p[1])
+
+    def summary(self) -> str:
+        """Several lines: outcome, metric curve and loss curve as sparklines."""
+        verb = "reached" if self.reached else "did not reach"
+        best_step, best = self.best
+        lines = [
+            f"{self.name} {verb} metric {self.mode} {self.target:g} in {self.steps} steps ({self.seconds:.2f} s, "
+            f"stopped by {self.stopped_by}): last {self.metric:.4g}, best {best:.4g} at step {best_step}",
+            f"metric: {describe_curve(v for _, v in self.curve)}",
+            f"loss:   {describe_curve(self.losses)}",
+        ]
+        return "\n".join(lines)
+
+    def as_record(self) -> dict[str, Any]:
+        """A plain dict (JSON-able) for the pytest plugin's end-of-run table."""
+        return {
+            "name": self.name,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 3),
+            "metric": self.metric,
+            "target": self.target,
+            "mode": self.mode,
+            "reached": self.reached,
+            "curve": [v for _, v in self.curve],
+        }
+
+
+def _reached(value: float, target: float, mode: Mode) -> bool:
+    return value >= target if mode == ">=" else value <= target
+
+
+def _scalar(value: Any, what: str) -> float:
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"{what} must return a number or a one-element tensor, got {describe(value)}")
+        return float(value.detach().item())
+    return float(value)
+
+
+def check_converges(
+    train_step: Callable[[], Any],
+    metric: Callable[[], Any] | None,
+    target: float,
+    *,
+    max_steps: int,
+    mode: Mode = ">=",
+    eval_every: int = 1,
+    max_seconds: float | None = None,
+    name: str = "training",
+) -> ConvergenceResult:
+    """Train until a metric reaches ``target``, within a budget of steps (and optionally seconds).
+
+    Calls ``train_step()`` (one optimisation step; returns the loss) up to ``max_steps`` times, evaluates
+    ``metric()`` every ``eval_every`` steps (and after the last step), and stops as soon as the target is
+    reached.
+
+    Args:
+        train_step: one training step; returns its loss (a number or a one-element tensor).
+        metric: the quantity with a target (accuracy on held-out data, a loss...). None: the loss returned by
+            the last ``train_step()``.
+        target: the value to reach.
+        max_steps: the step budget.
+        mode: ``">="`` the metric must reach ``>= target`` (accuracy); ``"<="`` it must fall to ``<= target``.
+        eval_every: evaluate the metric every this many steps.
+        max_seconds: optional wall-time budget; training stops (and fails) when it is spent.
+        name: what is trained, for messages and reports.
+
+    Returns:
+        A :class:`ConvergenceResult` with the curve.
+
+    Raises:
+        ConvergenceFailed: (an ``AssertionError``) when the target is not reached, or a loss becomes NaN or
+            infinite; the message holds the curve as a sparkline. ``.result`` has the
+            :class:`ConvergenceResult`.
+    """
+    __tracebackhide__ = True
+    if mode not in (">=", "<="):
+        raise ValueError(f'mode must be ">=" or "<=", got {mode!r}')
+    if max_steps < 1 or eval_every < 1:
+        raise ValueError(f"max_steps and eval_every must be >= 1, got {max_steps} and {eval_every}")
+    result = ConvergenceResult(name=name, target=float(target), mode=mode)
+    start = time.perf_counter()
+    loss = math.nan
+    for step in range(1, max_steps + 1):
+        loss = _scalar(train_step(), "train_step()")
+        result.losses.append(loss)
+        result.steps = step
+        if not math.isfinite(loss):
+            result.seconds = time.perf_counter() - start
+            result.stopped_by = "non-finite loss"
+            raise ConvergenceFailed(
+                f"{name}: the loss became {loss} at step {step}; training cannot go on.\n{result.summary()}\n"
+                "hint: lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), or look for "
+                "log(0) / division by zero in the loss",
+                result,
+            )
+        out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
+        if step % eval_every == 0 or step == max_steps or out_of_time:
+            value = loss if metric is None else _scalar(metric(), "metric()")
+            result.curve.append((step, value))
+            if _reached(value, target, mode):
+                result.reached = True
+                result.stopped_by = "target"
+                break
+        if out_of_time:
+            result.stopped_by = "time"
+            break
+    result.seconds = time.perf_counter() - start
+    if not result.reached:
+        budget = f"{max_steps} steps" + (f" / {max_seconds:g} s" if max_seconds is not None else "")
+        raise ConvergenceFailed(
+            f"{name} did not converge: metric {mode} {target:g} not reached within {budget}.\n{result.summary()}\n"
+            "hint: a flat curve means no learning (learning rate, detached tensors, frozen parameters); a curve "
+            "still rising/falling means the budget is too small; a noisy one, a learning rate too high",
+            result,
+        )
+    return result
+
+
+def check_overfits_batch(
+    model: nn.Module,
+    inputs: Any,
+    targets: Any,
+    loss_fn: Callable[[Tensor, Any], Tensor],
+    *,
+    steps: int = 300,
+    lr: float = 0.01,
+    threshold: float = 0.05,
+    call: CallFn | None = None,
+    output: OutputFn | None = None,
+    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
+    inplace: bool = False,
+) -> ConvergenceResult:
+    """Check that the model can drive the loss on ONE small batch below ``threshold`` (memorise it).
+
+    A model that cannot overfit a handful of examples has a bug (a detached or frozen part, outputs that ignore
+    the input, targets misaligned with outputs), whatever its size.
+
+    Args:
+        model: the model; trained on a deep copy unless ``inplace``.
+        inputs: one input or a tuple of positional inputs.
+        targets: what ``loss_fn`` compares the output with.
+        loss_fn: ``loss_fn(output(result), targets) -> scalar``.
+        steps: the step budget.
+        lr: learning rate of the default optimizer (Adam).
+        threshold: the loss to get under.
+        call, output: as everywhere in ``rnnshapes.testing``.
+        optimizer: ``optimizer(parameters) -> Optimizer``; default ``torch.optim.Adam(parameters, lr=lr)``.
+        inplace: train ``model`` itself instead of a copy.
+
+    Returns:
+        The :class:`ConvergenceResult` (metric: the loss).
+
+    Raises:
+        ConvergenceFailed: with the loss curve, and the parameters that never received a gradient.
+    """
+    __tracebackhide__ = True
+    net = model if inplace else copy.deepcopy(model)
+    args = as_args(inputs)
+    run = call or default_call
+    select = selector(output)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if not params:
+        raise fail(
+            "overfit one batch: the model has no trainable parameters.",
+            f"{type(model).__name__} has {sum(1 for _ in net.parameters())} parameters, none with requires_grad",
+            "unfreeze the parameters (requires_grad_(True)) before training",
+        )
+    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
+    never: dict[str, nn.Parameter] = {n: p for n, p in net.named_parameters() if p.requires_grad}
+
+    def train_step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(select(run(net, *args)), targets)
+        loss.backward()
+        for n in [n for n, p in never.items() if p.grad is not None and bool(p.grad.ne(0).any())]:
+            del never[n]
+        opt.step()
+        return float(loss.detach())
+
+    with mode(net, True), torch.enable_grad():
+        try:
+            return check_converges(
+                train_step, None, threshold, max_steps=steps, mode="<=", name="overfit one batch"
+            )
+        except ConvergenceFailed as e:
+            r = e.result
+            if r.stopped_by == "non-finite loss":
+                what = f"the loss became {r.losses[-1]} at step {r.steps}"
+            else:
+                what = f"the loss did not fall to <= {threshold:g} within {steps} steps (last {r.metric:.4g})"
+            lines = [
+                f"overfit one batch failed: {what}.",
+                f"model {type(model).__name__} on inputs {describe(args)}; loss_fn of {output_name(output)}",
+                f"loss:  {describe_curve(r.losses)}",
+            ]
+            if never:
+                lines.append(
+                    f"these parameters never received a non-zero gradient: {sorted(never)} "
+                    "(detached, unused, or behind torch.no_grad())"
+                )
+            lines.append(
+                "hint: a correct model memorises a few examples easily; look for outputs that ignore the input "
+                "or mix examples, targets misaligned with outputs, frozen or detached layers, probabilities fed "
+                "to a loss that wants logits, or a learning rate far off"
+            )
+            raise ConvergenceFailed("\n".join(lines), r) from None
+
+
+def check_init_loss(
+    model: Any,
+    inputs: Any,
+    targets: Tensor,
+    classes: int,
+    *,
+    rel_tol: float = 0.2,
+    class_axis: int = -1,
+    call: CallFn | None = None,
+    output: OutputFn | None = None,
+    allow_probabilities: bool = False,
+) -> float:
+    """Check that the cross-entropy loss at initialisation is close to ``log(classes)``.
+
+    An untrained classifier should be unsure: its cross-entropy is about ``log(classes)`` (uniform guessing).
+    Much more means over-confident initial logits (a large init or bias on the last layer), so the first
+    steps are spent undoing them; much less on random targets means the output leaks the target.
+
+    Also fails when the output looks like probabilities (all in [0, 1], summing to 1 over the class axis):
+    ``nn.CrossEntropyLoss`` wants raw logits, and softmax-then-cross-entropy trains badly even though its loss
+    at init is close to ``log(classes)``.
+
+    Args:
+        model: the model (run in eval mode, without gradients).
+        inputs: one input or a tuple of positional inputs.
+        targets: class indices, shaped like the output without its class axis.
+        classes: the number of classes C.
+        rel_tol: accepted relative distance from ``log(classes)``.
+        class_axis: the output's class axis (default last); other axes are flattened.
+        call, output: as everywhere in ``rnnshapes.testing``.
+        allow_probabilities: do not fail on probability-like outputs.
+
+    Returns:
+        The loss at init.
+
+    Raises:
+        CheckFailed: with the loss, ``log(classes)`` and the ratio.
+    """
+    __tracebackhide__ = True
+    if classes < 2:
+        raise ValueError(f"classes must be >= 2, got {classes}")
+    with mode(model, False), torch.no_grad():
+        logits = selector(output)((call or default_call)(model, *as_args(inputs)))
+    if int(logits.shape[class_axis]) != classes:
+        raise fail(
+            "loss at init: the output's class axis does not have classes entries.",
+            f"{output_name(output)} {describe(logits)} has {int(logits.shape[class_axis])} along class_axis="
+            f"{class_axis}, but classes={classes}",
+            "set class_axis to the axis with one logit per class (default: the last)",
+        )
+    flat = logits.movedim(class_axis, -1).reshape(-1, classes).to(torch.float64)
+    flat_targets = targets.reshape(-1).to(flat.device)
+    if flat_targets.numel() != flat.shape[0]:
+        raise ValueError(
+            f"targets {describe(targets)} do not match the output {describe(logits)} without its class axis "
+            f"({flat.shape[0]} positions)"
+        )
+    expected = math.log(classes)
+    if not allow_probabilities and bool(((flat >= 0) & (flat <= 1)).all()):
+        sums = flat.sum(dim=-1)
+        if bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-4)):
+            raise fail(
+                "loss at init: the output looks like probabilities, not logits.",
+                f"every value of {output_name(output)} {describe(logits)} is in [0, 1] and each row sums to 1 "
+                "over the class axis",
+                "nn.CrossEntropyLoss / F.cross_entropy apply log_softmax themselves: return raw logits (drop the "
+                "softmax), or use F.nll_loss on log_softmax outputs; pass allow_probabilities=True if intended",
+            )
+    loss = float(nn.functional.cross_entropy(flat, flat_targets))
+    if not math.isfinite(loss) or abs(loss - expected) > rel_tol * expected:
+        ratio = loss / expected
+        raise fail(
+            f"loss at init is {loss:.4g}, but about log(classes) = log({classes}) = {expected:.4g} is expected "
+            f"(ratio {ratio:.3g}, allowed 1 +- {rel_tol:g}).",
+            f"cross-entropy of {output_name(output)} {describe(logits)} over {flat.shape[0]} positions; the "
+            f"logits have std {float(flat.std()):.3g} and mean {float(flat.mean()):.3g}",
+            "an over-confident start (ratio > 1): shrink the last layer's init or bias (e.g. zero the bias, "
+            "scale its weights by 0.1); a loss far below log(classes) on untrained weights means the output can "
+            "see the targets",
+        )
+    return loss

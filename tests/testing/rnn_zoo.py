@@ -1,0 +1,140 @@
+"""Small recurrent models for the tests of rnnshapes.testing: correct ones and ones with planted bugs."""
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+H_IN, HIDDEN, CLASSES, VOCAB = 3, 5, 4, 7
+
+
+class Tagger(nn.Module):
+    """Correct: batch-first features (batch time input) -> per-step logits (batch time classes), plus h_n."""
+
+    def __init__(self, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True, bidirectional=bidirectional)
+        self.head = nn.Linear(HIDDEN * (2 if bidirectional else 1), CLASSES)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        out, h_n = self.rnn(x)
+        return self.head(out), h_n
+
+
+class TimeFirstTagger(nn.Module):
+    """Correct: time-first features (time batch input) -> (time batch classes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.rnn(x)[0])
+
+
+class ViewLeakTagger(nn.Module):
+    """BUG: runs a time-first GRU and turns its (time batch hidden) output into (batch time hidden) with
+    .view instead of .transpose(0, 1): every example's output mixes in other examples."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, time, _ = x.shape
+        out, _ = self.rnn(x.transpose(0, 1))
+        return self.head(out.reshape(batch, time, -1))  # should be out.transpose(0, 1)
+
+
+class CumsumOverBatch(nn.Module):
+    """BUG: a running sum meant for the time axis of a time-first tensor, applied to a batch-first one: it
+    runs over the batch. Example 0 is clean, every later one depends on the examples before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.rnn(x)
+        return out.cumsum(dim=0)
+
+
+class EmbedTagger(nn.Module):
+    """Token indices (batch time) -> per-step logits; ``leak`` plants the .view bug."""
+
+    def __init__(self, leak: bool = False, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.leak = leak
+        self.embed = nn.Embedding(VOCAB, H_IN)
+        self.rnn = nn.GRU(H_IN, HIDDEN, bidirectional=bidirectional)
+        self.head = nn.Linear(HIDDEN * (2 if bidirectional else 1), CLASSES)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        batch, time = tokens.shape
+        out, _ = self.rnn(self.embed(tokens).transpose(0, 1))
+        out = out.reshape(batch, time, -1) if self.leak else out.transpose(0, 1)
+        return self.head(out)
+
+
+class PackedClassifier(nn.Module):
+    """Correct: padded features + lengths -> packs -> (per-step logits padded to the input's time, last valid
+    hidden -> class logits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, h_n = self.rnn(packed)
+        steps, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return self.head(h_n[-1]), steps
+
+
+class UnpackedClassifier(nn.Module):
+    """BUG: ignores the lengths, runs through the padding and classifies the LAST padded step."""
+
+    def __init__(self, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True, bidirectional=bidirectional)
+        self.head = nn.Linear(HIDDEN * (2 if bidirectional else 1), CLASSES)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        out, _ = self.rnn(x)
+        return self.head(out[:, -1]), out
+
+
+class PackedInput(nn.Module):
+    """Correct: takes a PackedSequence, returns a PackedSequence and h_n."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+
+    def forward(self, packed: PackedSequence) -> tuple[PackedSequence, Tensor]:
+        return self.rnn(packed)
+
+
+class LSTMNet(nn.Module):
+    """Returns (out, (h, c)) like nn.LSTM; ``swap_hidden`` plants a bug: h with batch first."""
+
+    def __init__(self, input: int, hidden: int, layers: int, swap_hidden: bool = False) -> None:
+        super().__init__()
+        self.swap_hidden = swap_hidden
+        self.rnn = nn.LSTM(input, hidden, num_layers=layers, bidirectional=True, batch_first=True)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        out, (h, c) = self.rnn(x)
+        if self.swap_hidden:
+            h = h.transpose(0, 1).contiguous()
+        return out, (h, c)
+
+
+def features(batch: int = 3, time: int = 4, seed: int = 0) -> Tensor:
+    return torch.randn(batch, time, H_IN, generator=torch.Generator().manual_seed(seed))
+
+
+def tokens(batch: int = 3, time: int = 4, seed: int = 0) -> Tensor:
+    return torch.randint(1, VOCAB, (batch, time), generator=torch.Generator().manual_seed(seed))

@@ -1,0 +1,114 @@
+"""check_packed_matches_unbatched and check_padding_invariance."""
+
+import pytest
+import torch
+from rnn_zoo import H_IN, EmbedTagger, PackedClassifier, PackedInput, UnpackedClassifier, features, tokens
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from rnnshapes.testing import CheckFailed, check_packed_matches_unbatched, check_padding_invariance
+
+LENGTHS = torch.tensor([4, 2, 3])
+
+
+def padded(batch=3, time=4, lengths=LENGTHS):
+    x = features(batch, time)
+    steps = torch.arange(time).view(1, -1, 1)
+    return torch.where(steps < lengths.view(-1, 1, 1), x, torch.zeros(()))
+
+
+def test_a_packing_model_matches_unbatched_runs_for_logits_and_per_step_outputs():
+    x = padded()
+    check_packed_matches_unbatched(PackedClassifier(), x, LENGTHS)  # logits per sequence
+    check_packed_matches_unbatched(PackedClassifier(), x, LENGTHS, output=lambda r: r[1])  # per step
+    check_packed_matches_unbatched(PackedClassifier(), x, LENGTHS.tolist())  # lengths as a list
+
+
+def test_the_last_padded_step_instead_of_the_last_valid_one_is_caught():
+    with pytest.raises(
+        CheckFailed, match=r"2 of 3 examples differ \(2 are shorter than the padded time 4\)"
+    ) as info:
+        check_packed_matches_unbatched(UnpackedClassifier(), padded(), LENGTHS)
+    message = str(info.value)
+    assert "example 1 (length 2, of time 4)" in message
+    assert "example 2 (length 3, of time 4)" in message
+    assert "example 0 " not in message  # full length: the same either way
+    assert "at index (0, " in message and "largest |difference|" in message
+    assert "last VALID step" in message
+
+
+def test_per_step_outputs_are_compared_on_valid_steps_only():
+    # A unidirectional model that ignores the lengths still gives the right outputs on the valid steps
+    check_packed_matches_unbatched(UnpackedClassifier(), padded(), LENGTHS, output=lambda r: r[1])
+    # ...a bidirectional one does not: the backward direction starts in the padding
+    with pytest.raises(CheckFailed, match="compared on its valid steps"):
+        check_packed_matches_unbatched(
+            UnpackedClassifier(bidirectional=True), padded(), LENGTHS, output=lambda r: r[1]
+        )
+
+
+def test_hidden_state_output_with_its_batch_axis():
+    def call(model, x, lengths):
+        return model(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+
+    x = padded()
+    check_packed_matches_unbatched(
+        PackedInput(), x, LENGTHS, call=call, output=lambda r: r[1], output_batch_axis=1
+    )
+    check_padding_invariance(PackedInput(), x, LENGTHS, call=call, output=lambda r: r[1], output_batch_axis=1)
+    # the PackedSequence output itself, padded back by the default output selector
+    check_packed_matches_unbatched(PackedInput(), x, LENGTHS, call=call)
+
+
+def test_a_wrong_output_batch_axis_is_a_clear_error():
+    def call(model, x, lengths):
+        return model(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+
+    with pytest.raises(ValueError, match="no batch of 3 along output_batch_axis=0"):
+        check_packed_matches_unbatched(PackedInput(), padded(), LENGTHS, call=call, output=lambda r: r[1])
+
+
+def test_padding_invariance_passes_on_a_packing_model():
+    check_padding_invariance(PackedClassifier(), padded(), LENGTHS)
+    check_padding_invariance(PackedClassifier(), padded(), LENGTHS, output=lambda r: r[1], extra=2)
+
+
+def test_padding_invariance_names_the_variant_and_example():
+    with pytest.raises(CheckFailed, match=r"padding changes the results") as info:
+        check_padding_invariance(UnpackedClassifier(), padded(), LENGTHS)
+    message = str(info.value)
+    assert "[3 more padding steps of value 0 (time 4 -> 7)] example 0 (length 4)" in message
+    assert "[the existing padding overwritten with random values] example 1 (length 2)" in message
+    # example 0 has no padding to scramble
+    assert "[the existing padding overwritten with random values] example 0" not in message
+
+
+def test_padding_invariance_of_time_first_integer_inputs():
+    class TimeFirstTokens(EmbedTagger):
+        def forward(self, tokens):  # tokens: time batch
+            return super().forward(tokens.t()).transpose(0, 1)
+
+    x = tokens(batch=3, time=5).t()
+    lengths = torch.tensor([5, 3, 4])
+    # per-step outputs of a unidirectional model on valid steps: unaffected by padding
+    check_padding_invariance(
+        TimeFirstTokens(), x, lengths, batch_axis=1, time_axis=0, call=lambda m, x, lengths: m(x)
+    )
+    with pytest.raises(CheckFailed, match="random values"):
+        check_padding_invariance(
+            TimeFirstTokens(bidirectional=True),
+            x,
+            lengths,
+            batch_axis=1,
+            time_axis=0,
+            call=lambda m, x, lengths: m(x),
+        )
+
+
+def test_bad_lengths_are_refused():
+    with pytest.raises(ValueError, match="lengths has 2 entries but x"):
+        check_padding_invariance(PackedClassifier(), padded(), torch.tensor([4, 2]))
+    with pytest.raises(
+        ValueError, match=r"lengths must be in 1..time=4; these are not \(example, length\): \[\(1, 5\)\]"
+    ):
+        check_packed_matches_unbatched(PackedClassifier(), padded(), torch.tensor([4, 5, 3]))
+    assert H_IN == padded().shape[-1]

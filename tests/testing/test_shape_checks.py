@@ -1,0 +1,132 @@
+"""distinct_sizes, coincidences and check_shape_contract."""
+
+import itertools
+
+import pytest
+import torch
+from rnn_zoo import LSTMNet
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from rnnshapes.testing import CheckFailed, check_shape_contract, coincidences, distinct_sizes
+
+NAMES = ["batch", "time", "input", "hidden", "layers", "layers*dirs", "classes"]
+LSTM_CONTRACT = ("batch time dirs*hidden", ("layers*dirs batch hidden", "layers*dirs batch hidden"))
+LSTM_NAMES = ["batch", "time", "input", "hidden", "layers", "layers*dirs", "dirs*hidden"]
+
+
+def make_lstm(sizes, swap_hidden=False):
+    return LSTMNet(sizes["input"], sizes["hidden"], sizes["layers"], swap_hidden=swap_hidden)
+
+
+def make_x(sizes):
+    return torch.randn(sizes["batch"], sizes["time"], sizes["input"])
+
+
+def test_distinct_sizes_are_pairwise_distinct_including_products():
+    sizes = distinct_sizes(NAMES)
+    assert sizes["dirs"] == 2 and sizes["layers*dirs"] == sizes["layers"] * 2
+    values = [sizes[n] for n in [*NAMES, "dirs"]]
+    assert len(set(values)) == len(values)
+    assert min(values) >= 2
+    assert list(sizes)[: len(NAMES)] == NAMES  # in the order asked, factors after
+
+
+def test_distinct_sizes_with_fixed_values_and_start():
+    sizes = distinct_sizes(["batch", "layers*dirs", "hidden"], fixed={"dirs": 1, "layers": 2}, start=3)
+    assert sizes == {"batch": 3, "layers*dirs": 2, "hidden": 4, "layers": 2, "dirs": 1}
+    assert coincidences(sizes) == []  # layers*dirs = layers by definition when dirs = 1
+    with pytest.raises(ValueError, match="the fixed sizes already coincide"):
+        distinct_sizes(["batch"], fixed={"batch": 2, "time": 2})
+
+
+def test_coincidences_finds_the_pair_that_hid_a_real_bug():
+    assert coincidences({"batch": 2, "layers": 1, "dirs": 2, "layers*dirs": 2, "hidden": 5}) == [
+        ("batch", "dirs", 2),
+        ("batch", "layers*dirs", 2),
+    ]
+    # layers*dirs = dirs is no coincidence when layers = 1; with 2 layers, dirs = 2 and layers*dirs = 4 differ
+    assert coincidences({"layers": 3, "dirs": 2, "layers*dirs": 6, "hidden": 6}) == [
+        ("layers*dirs", "hidden", 6)
+    ]
+
+
+def test_the_contract_passes_on_a_correct_lstm():
+    used = check_shape_contract(
+        make_lstm, make_x, LSTM_CONTRACT, sizes=["batch", "time", "input", "hidden", "layers"]
+    )
+    assert len(set(used.values())) == len(used)
+
+
+def test_a_swapped_hidden_state_is_named_axis_by_axis():
+    sizes = distinct_sizes(LSTM_NAMES)
+    batch, ld, hidden = sizes["batch"], sizes["layers*dirs"], sizes["hidden"]
+    model = make_lstm(sizes, swap_hidden=True)
+    with pytest.raises(CheckFailed, match=rf"result\[1\]\[0\] has shape \({batch}, {ld}, {hidden}\)") as info:
+        check_shape_contract(model, make_x, LSTM_CONTRACT, sizes=sizes)
+    message = str(info.value)
+    assert f"axis 0: got {batch} (= batch), expected layers*dirs = {ld}" in message
+    assert "swapped: layers*dirs and batch (axes 0 and 1)" in message
+    assert "result[1][1]" not in message  # c is right
+
+
+def test_coinciding_sizes_are_refused_because_they_hide_the_swap():
+    coinciding = {"batch": 2, "time": 5, "input": 3, "hidden": 4, "layers": 1, "dirs": 2, "layers*dirs": 2}
+    # with batch == layers*dirs the buggy model passes a plain shape comparison...
+    model = make_lstm(coinciding, swap_hidden=True)
+    _, (h, _) = model(make_x(coinciding))
+    assert tuple(h.shape) == (2, 2, 4)
+    # ...so the check refuses such sizes
+    with pytest.raises(
+        ValueError, match=r"pairwise-distinct sizes, but batch = dirs = 2, batch = layers\*dirs = 2"
+    ):
+        check_shape_contract(model, make_x, LSTM_CONTRACT, sizes=coinciding)
+
+
+def test_structure_mismatches_packed_data_and_skipped_parts():
+    sizes = distinct_sizes(LSTM_NAMES)
+    with pytest.raises(CheckFailed, match=r"result\[1\] is tuple\(Tensor"):
+        check_shape_contract(
+            make_lstm, make_x, ("batch time dirs*hidden", "layers*dirs batch hidden"), sizes=sizes
+        )
+    with pytest.raises(ValueError, match="names 'vocab', which is not in sizes"):
+        check_shape_contract(make_lstm, make_x, ("batch time vocab", None), sizes=sizes)
+
+    lengths = list(range(sizes["time"], sizes["time"] - sizes["batch"], -1))
+    sizes_total = {**sizes, "total": sum(lengths)}
+
+    def packed(s):
+        return pack_padded_sequence(make_x(s), lengths, batch_first=True)
+
+    check_shape_contract(
+        make_lstm, packed, ("total dirs*hidden", (None, "layers*dirs batch hidden")), sizes=sizes_total
+    )
+
+
+def test_expected_may_be_a_function_of_the_sizes_and_integer_literals_work():
+    check_shape_contract(
+        make_lstm,
+        make_x,
+        lambda s: ((s["batch"], s["time"], 2 * s["hidden"]), ("layers*dirs batch hidden", None)),
+        sizes=LSTM_NAMES,
+    )
+    check_shape_contract(
+        make_lstm,
+        make_x,
+        ("batch time dirs*hidden", None),
+        sizes=["batch", "time", "input", "hidden", "layers"],
+    )
+
+
+def test_an_exception_inside_the_model_carries_the_sizes():
+    def broken(sizes):
+        return lambda x: x.view(sizes["time"], -1, 7)
+
+    with pytest.raises(RuntimeError) as info:
+        check_shape_contract(broken, make_x, "batch time hidden", sizes=["batch", "time", "input", "hidden"])
+    assert any("check_shape_contract: the model raised with sizes" in note for note in info.value.__notes__)
+
+
+@pytest.mark.parametrize("names", list(itertools.permutations(["batch", "layers*dirs", "time"])))
+def test_distinct_sizes_any_order(names):
+    sizes = distinct_sizes(names)
+    assert coincidences(sizes) == []

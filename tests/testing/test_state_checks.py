@@ -1,0 +1,156 @@
+"""check_state_dict_roundtrip and check_device_parity (CUDA parts run only where CUDA is)."""
+
+import pytest
+import torch
+from rnn_zoo import H_IN, HIDDEN, PackedClassifier, Tagger, features
+from torch import nn
+
+from rnnshapes.testing import (
+    CheckFailed,
+    DeviceUnavailable,
+    check_device_parity,
+    check_state_dict_roundtrip,
+    tf32_disabled,
+)
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+
+
+class PlainAttribute(nn.Module):
+    """BUG: a learned scale kept as a plain tensor attribute: not in state_dict, lost on save."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+        self.scale = torch.randn(HIDDEN)
+
+    def forward(self, x):
+        return self.rnn(x)[0] * self.scale
+
+
+class ListOfLayers(nn.Module):
+    """BUG: layers in a Python list: invisible to state_dict (and to .parameters(), .to(), ...)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = [nn.GRU(H_IN, HIDDEN, batch_first=True)]
+
+    def forward(self, x):
+        return self.layers[0](x)[0]
+
+
+def test_roundtrip_passes_for_a_correct_model():
+    check_state_dict_roundtrip(Tagger(), Tagger, features())
+
+
+def test_a_plain_tensor_attribute_is_lost_on_save():
+    with pytest.raises(CheckFailed, match=r"state_dict round trip failed") as info:
+        check_state_dict_roundtrip(PlainAttribute(), PlainAttribute, features())
+    message = str(info.value)
+    assert "elements differ between result after loading and the original" in message
+    assert "plain attribute" in message and "rnn.weight_ih_l0" in message
+
+
+def test_modules_in_a_python_list_are_lost_on_save():
+    with pytest.raises(CheckFailed, match=r"state_dict keys saved \(0\): \[\]"):
+        check_state_dict_roundtrip(ListOfLayers(), ListOfLayers, features())
+
+
+def test_a_fresh_model_of_another_configuration_does_not_load():
+    with pytest.raises(CheckFailed, match=r"does not load into make_model\(\)(.|\n)*size mismatch"):
+        check_state_dict_roundtrip(Tagger(), lambda: Tagger(bidirectional=True), features())
+
+
+def test_a_vacuous_roundtrip_warns():
+    def same_seed():
+        torch.manual_seed(1)
+        return Tagger()
+
+    with pytest.warns(UserWarning, match="outputs already equal the original's before loading"):
+        check_state_dict_roundtrip(same_seed(), same_seed, features())
+
+
+def test_every_tensor_of_the_result_is_compared_with_lengths_input():
+    x, lengths = features(), torch.tensor([4, 2, 3])
+    check_state_dict_roundtrip(PackedClassifier(), PackedClassifier, (x, lengths))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only path")
+def test_device_parity_without_cuda_raises_device_unavailable():
+    with pytest.raises(DeviceUnavailable, match=r"CUDA not available: torch.cuda.is_available\(\) is False"):
+        check_device_parity(Tagger(), features())
+
+
+def test_device_parity_cpu_against_cpu_passes_with_grads():
+    check_device_parity(Tagger(), features(), device="cpu")
+    check_device_parity(PackedClassifier(), (features(), torch.tensor([4, 2, 3])), device="cpu", grads=False)
+
+
+class Drifting(nn.Module):
+    """Gives another result on every call (stands for device-dependent code); records the TF32 flags it saw."""
+
+    calls = 0  # on the class: shared by the deep copies the check makes
+    seen_flags: tuple[bool, bool] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(H_IN, 2)
+
+    def forward(self, x):
+        Drifting.calls += 1
+        Drifting.seen_flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        return self.lin(x) * Drifting.calls
+
+
+def test_device_parity_failure_names_outputs_and_grads_and_restores_tf32():
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with pytest.raises(
+            CheckFailed, match=r"device parity failed: cpu and cpu disagree \(TF32 off\)"
+        ) as info:
+            check_device_parity(Drifting(), features(), device="cpu")
+        assert Drifting.seen_flags == (False, False)  # TF32 was off inside the check
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+        message = str(info.value)
+        assert (
+            "result on cpu" in message
+            and "grad of lin.weight on cpu" in message
+            and "grad of input 0" in message
+        )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_tf32_disabled_restores_after_an_exception():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    with pytest.raises(KeyError), tf32_disabled():
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, False)
+        raise KeyError
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+def test_device_parity_refuses_active_dropout_with_grads():
+    model = nn.GRU(H_IN, HIDDEN, num_layers=2, dropout=0.3, batch_first=True)
+    with pytest.raises(ValueError, match=r"dropout is random: \['model \(p=0.3\)'\]"):
+        check_device_parity(model, features(), device="cpu")
+    check_device_parity(model, features(), device="cpu", grads=False)
+
+
+@needs_cuda
+def test_device_parity_on_cuda_for_gru_lstm_and_packed_inputs():
+    check_device_parity(Tagger(), features())
+    check_device_parity(nn.LSTM(H_IN, HIDDEN, num_layers=2, bidirectional=True), features().transpose(0, 1))
+    check_device_parity(PackedClassifier(), (features(), torch.tensor([4, 2, 3])))
+
+
+@needs_cuda
+def test_device_dependent_code_fails_parity_on_cuda():
+    class DeviceDependent(Tagger):
+        def forward(self, x):
+            out, h = super().forward(x)
+            return out + (0.1 if out.is_cuda else 0.0), h
+
+    with pytest.raises(CheckFailed, match=r"cpu and cuda disagree"):
+        check_device_parity(DeviceDependent(), features())
