@@ -70,18 +70,40 @@ def _encoded(split: str, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     return batch.inputs.to(device), batch.lengths, batch.labels.to(device)
 
 
-def names_task(lesson: "Lesson", device: torch.device, generator: torch.Generator) -> "Task":
-    """Padded names -> country. Data moves to the device once; each batch is an index into it."""
+def names_task(
+    lesson: "Lesson", device: torch.device, generator: torch.Generator, shard: tuple[int, int] | None = None
+) -> "Task":
+    """Padded names -> country. Data moves to the device once; each batch is an index into it.
+
+    ``shard=(rank, world)`` (DistributedDataParallel): each process reads its own part of every epoch
+    through a ``DistributedSampler`` with ``batch_size // world`` names per step, so the global batch and
+    the number of steps per epoch stay those of the recipe.
+    """
     assert lesson.recipe is not None
     x, lengths, y = _encoded("train", device)  # (names, longest), (names,) on CPU, (names,)
     x_test, len_test, y_test = _encoded("test", device)
     model = lesson.build_model().to(device)
     batch_size = lesson.recipe.batch_size
     eval_chunk = lesson.recipe.extra.get("eval_chunk", 2048)
+    sampler: Any = None
+    if shard is not None:
+        from torch.utils.data import DistributedSampler
+
+        rank, world = shard
+        batch_size //= world
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))  # the same on every rank
+        indices: Any = range(len(lengths))  # a Sequence is all DistributedSampler reads (len)
+        sampler = DistributedSampler(indices, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+
+    def epoch_order(epoch: int) -> Tensor:
+        if sampler is None:
+            return torch.randperm(len(lengths), generator=generator)
+        sampler.set_epoch(epoch)
+        return torch.tensor(list(sampler))
 
     def batches() -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        while True:
-            order = torch.randperm(len(lengths), generator=generator)
+        for epoch in itertools.count():
+            order = epoch_order(epoch)
             for start in range(0, len(order) - batch_size + 1, batch_size):
                 idx = order[start : start + batch_size]
                 longest = int(lengths[idx].max())  # lengths live on the CPU: no device sync

@@ -1,0 +1,158 @@
+"""Train the names lesson with DistributedDataParallel, one process per device, launched by ``torchrun``.
+
+    rnnshapes train names --nproc 2                     # starts torchrun for you (127.0.0.1)
+    torchrun --standalone --nproc-per-node 2 -m rnnshapes.distributed names --device cpu
+
+gloo on the CPU, nccl on GPUs (one GPU per process: ``cuda:LOCAL_RANK``). Every rank starts from the same
+seed, reads its own shard of each epoch (``DistributedSampler``), and evaluates the whole test set with the
+same weights, so every rank stops at the same step. Only rank 0 shows progress and writes the checkpoint.
+With ``--out DIR`` every rank writes ``rank<R>.json`` (steps, metric, a sha256 of its weights) so a test can
+check that all ranks ended with identical weights. Shape checks stay on inside DDP.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A sha256 of every parameter and buffer, in state_dict order (equal weights <=> equal digests)."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def worker(
+    lesson_name: str, device: str, seed: int, threads: int, out: Path | None, budget_scale: float
+) -> int:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from . import lessons
+    from .lessons._tasks import names_task
+    from .train import fit, save_checkpoint, seed_everything
+
+    cuda = device == "cuda"
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    dev = torch.device(f"cuda:{local_rank}") if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(dev)
+    try:
+        lesson = lessons.get(lesson_name)
+        if lesson.build_task is not names_task or lesson.recipe is None or lesson.budget is None:
+            raise SystemExit(f"DDP trains the names lessons only, not {lesson_name!r}")
+        torch.set_num_threads(threads)
+        seed_everything(seed)
+        generator = torch.Generator().manual_seed(seed)
+        task = names_task(lesson, dev, generator, shard=(rank, world))
+        model = DDP(task.model, device_ids=[local_rank] if cuda else None)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lesson.recipe.lr)
+        budget = lesson.budget.scaled(budget_scale)
+        # every rank must stop at the same step: no wall-clock limit (it would differ between processes)
+        budget = type(budget)(budget.max_steps, float("inf"), budget.eval_every)
+        scheduler = None
+        if lesson.recipe.schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=lesson.recipe.lr, total_steps=budget.max_steps
+            )
+        result = fit(
+            model,
+            task.batches,
+            task.loss_fn,
+            lambda m: task.evaluate(m.module),  # type: ignore[arg-type]
+            lesson.target,
+            budget,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            clip=lesson.recipe.clip,
+            name=f"{lesson_name} (DDP x{world})",
+            device=dev,
+            seed=seed,
+            threads=threads,
+            progress=False if rank != 0 else None,
+        )
+        digest = weights_digest(task.model)
+        summary = {
+            **result.summary(),
+            "rank": rank,
+            "world": world,
+            "backend": dist.get_backend(),
+            "weights_sha256": digest,
+        }
+        if rank == 0:
+            if result.reached:
+                save_checkpoint(lessons.checkpoint_path(lesson, device, seed), task.model, result.summary())
+            print(
+                f"{lesson_name}: DDP on {world} processes ({dist.get_backend()}): {result.steps} steps, "
+                f"{result.seconds:.1f} s, {result.target.metric}={result.metric}, target "
+                f"{'met' if result.reached else 'MISSED'}",
+                flush=True,
+            )
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"rank{rank}.json").write_text(json.dumps(summary, indent=2))
+        return 0 if result.reached else 1
+    finally:
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch(
+    nproc: int,
+    *,
+    lesson: str = "names",
+    device: str = "cpu",
+    seed: int = 0,
+    threads: int = 1,
+    out: Path | None = None,
+    budget_scale: float = 1.0,
+) -> int:
+    """Run ``torchrun`` on this machine (127.0.0.1) with ``nproc`` workers; the exit status of the run."""
+    import subprocess
+
+    args = [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nnodes", "1", "--nproc-per-node", str(nproc),
+        "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+        "-m", "rnnshapes.distributed", lesson,
+        "--device", device, "--seed", str(seed), "--threads", str(threads), "--budget-scale", str(budget_scale),
+    ]  # fmt: skip
+    if out is not None:
+        args += ["--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    return subprocess.run(args, env=env).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnnshapes.distributed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("lesson", nargs="?", default="names", choices=["names", "names-basic"])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--budget-scale", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, help="write rank<R>.json here")
+    args = parser.parse_args(argv)
+    if "RANK" not in os.environ:
+        parser.error("run me under torchrun (or use: rnnshapes train names --nproc N)")
+    return worker(args.lesson, args.device, args.seed, args.threads, args.out, args.budget_scale)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
