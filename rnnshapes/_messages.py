@@ -127,7 +127,9 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
             want_ndim = len(dims)
             if spec.integer and value.is_floating_point():
                 symbols = memo.get("vocab") or memo.get("input")
-                one_hot = value.dim() == want_ndim + 1 if spec.variadic_at < 0 else value.shape[-1:] == (symbols,)
+                one_hot = (
+                    value.dim() == want_ndim + 1 if spec.variadic_at < 0 else value.shape[-1:] == (symbols,)
+                )
                 if one_hot:
                     out.append(
                         f"[one-hot-for-indices] '{arg}' looks like one-hot vectors (floats with one more axis); an "

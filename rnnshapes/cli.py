@@ -220,7 +220,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
     from . import lessons
-
     from .models import CharRNN
 
     device = _device(args.device)
