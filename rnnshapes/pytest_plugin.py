@@ -257,24 +257,33 @@ def _cuda_unavailable_reason() -> str | None:
     return _CUDA_REASON[0]
 
 
-def _require_cuda(config: pytest.Config) -> None:
-    """Skip (auto) or fail (cuda/all demanded) the current test when CUDA is absent."""
-    __tracebackhide__ = True
+def _skip_reason(config: pytest.Config) -> str | None:
+    """Why a CUDA test is skipped in this run (None: it runs, or fails when CUDA was demanded but is absent)."""
     s = settings(config)
     if s.device == "cpu":
-        pytest.skip("needs CUDA, but --rnnshapes-device=cpu runs on the CPU only")
+        return "needs CUDA, but --rnnshapes-device=cpu runs on the CPU only"
+    if s.cuda_demanded:
+        return None
     reason = _cuda_unavailable_reason()
     if reason is None:
-        return
-    if s.cuda_demanded:
+        return None
+    return f"{reason}; skipped under --rnnshapes-device=auto (--rnnshapes-device=cuda makes this an error)"
+
+
+def _require_cuda(config: pytest.Config) -> None:
+    """Skip (auto, cpu) or fail (cuda/all demanded) the current test when CUDA is absent."""
+    __tracebackhide__ = True
+    skip = _skip_reason(config)
+    if skip is not None:
+        pytest.skip(skip)
+    reason = _cuda_unavailable_reason()
+    if reason is not None:
+        s = settings(config)
         pytest.fail(
             f"{reason}; but CUDA was demanded by rnnshapes device={s.device} ({s.device_source}). Run on a "
             "machine with a GPU, or use --rnnshapes-device=auto to skip CUDA tests where it is absent",
             pytrace=False,
         )
-    pytest.skip(
-        f"{reason}; --rnnshapes-device=auto skips CUDA tests here (--rnnshapes-device=cpu: not collected)"
-    )
 
 
 def _parametrized_by_user(metafunc: pytest.Metafunc) -> bool:
@@ -295,16 +304,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cuda_items = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and callspec.params.get("rnn_device") == "cuda":
             item.add_marker(pytest.mark.rnnshapes_cuda)
+        if item.get_closest_marker("rnnshapes_cuda") is not None:
+            cuda_items.append(item)
+    if cuda_items:  # (torch is imported here only when some test needs CUDA)
+        reason = _skip_reason(config)
+        if reason is not None:  # a visible skip, reported at the test's own location
+            for item in cuda_items:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("rnnshapes_cuda") is not None:
-        _require_cuda(item.config)
+    if item.get_closest_marker("rnnshapes_cuda") is not None and settings(item.config).cuda_demanded:
+        _require_cuda(item.config)  # fails when CUDA is absent: demanded, so never a skip
 
 
 @pytest.fixture(scope="session")
@@ -580,6 +597,7 @@ class RnnChecks:
 
     def check_overfits_batch(self, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
+        kwargs.setdefault("name", f"{self._request.node.name} (overfit one batch)")
         try:
             result = self._testing.check_overfits_batch(*args, **kwargs)
         except self._testing.ConvergenceFailed as e:

@@ -188,6 +188,7 @@ def check_overfits_batch(
     output: OutputFn | None = None,
     optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
     inplace: bool = False,
+    name: str = "overfit one batch",
 ) -> ConvergenceResult:
     """Check that the model can drive the loss on ONE small batch below ``threshold`` (memorise it).
 
@@ -205,6 +206,7 @@ def check_overfits_batch(
         call, output: as everywhere in ``rnnshapes.testing``.
         optimizer: ``optimizer(parameters) -> Optimizer``; default ``torch.optim.Adam(parameters, lr=lr)``.
         inplace: train ``model`` itself instead of a copy.
+        name: what is trained, for reports.
 
     Returns:
         The :class:`ConvergenceResult` (metric: the loss).
@@ -238,9 +240,7 @@ def check_overfits_batch(
 
     with mode(net, True), torch.enable_grad():
         try:
-            return check_converges(
-                train_step, None, threshold, max_steps=steps, mode="<=", name="overfit one batch"
-            )
+            return check_converges(train_step, None, threshold, max_steps=steps, mode="<=", name=name)
         except ConvergenceFailed as e:
             r = e.result
             if r.stopped_by == "non-finite loss":
