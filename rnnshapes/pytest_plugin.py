@@ -557,6 +557,7 @@ class RnnChecks:
 
     * ``check_converges`` / ``check_overfits_batch`` record the training (end-of-run table, failure section);
     * ``check_device_parity`` skips when CUDA is absent (fails when it was demanded);
+    * checks that take a ``seed`` get this test's ``rnn_seed`` unless given one;
     * ``device`` and ``seed`` are this test's; ``to_device(obj)`` moves inputs there (lengths stay on the CPU).
     """
 
@@ -569,7 +570,22 @@ class RnnChecks:
         self.seed = seed
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._testing, name)
+        value = getattr(self._testing, name)
+        if not (name.startswith("check_") and callable(value)):
+            return value
+        import functools
+        import inspect
+
+        if "seed" not in inspect.signature(value).parameters:
+            return value
+
+        @functools.wraps(value)
+        def seeded(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            kwargs.setdefault("seed", self.seed)
+            return value(*args, **kwargs)
+
+        return seeded
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._testing.__all__))
@@ -608,6 +624,7 @@ class RnnChecks:
 
     def check_device_parity(self, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
+        kwargs.setdefault("seed", self.seed)
         try:
             return self._testing.check_device_parity(*args, **kwargs)
         except self._testing.DeviceUnavailable:

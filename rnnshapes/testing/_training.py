@@ -215,7 +215,7 @@ def check_overfits_batch(
         ConvergenceFailed: with the loss curve, and the parameters that never received a gradient.
     """
     __tracebackhide__ = True
-    net = model if inplace else copy.deepcopy(model)
+    net = model if inplace else _copy(model)
     args = as_args(inputs)
     run = call or default_call
     select = selector(output)
@@ -263,6 +263,15 @@ def check_overfits_batch(
                 "to a loss that wants logits, or a learning rate far off"
             )
             raise ConvergenceFailed("\n".join(lines), r) from None
+
+
+def _copy(model: nn.Module) -> nn.Module:
+    """A deep copy whose RNN weights are flattened again (a copied cuDNN RNN would re-compact every call)."""
+    net = copy.deepcopy(model)
+    for m in net.modules():
+        if isinstance(m, nn.RNNBase):
+            m.flatten_parameters()
+    return net
 
 
 def check_init_loss(

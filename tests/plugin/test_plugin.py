@@ -144,9 +144,11 @@ def test_marked():
 
 
 def test_cuda_demanded_on_the_command_line_is_an_error_never_a_skip(pytester: pytest.Pytester) -> None:
+    # (--rnnshapes-device=all demands CUDA the same way: Settings.cuda_demanded, tested in process below)
+    device = "cuda"
     pytester.makepyfile(CUDA_TESTS)
-    result = pytester.runpytest_subprocess("--rnnshapes-device=all", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, errors=2)
+    result = pytester.runpytest_subprocess(f"--rnnshapes-device={device}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=0, errors=2)
     result.stdout.fnmatch_lines(
         [
             "ERROR *test_device[[]cuda[]]*",
@@ -154,7 +156,9 @@ def test_cuda_demanded_on_the_command_line_is_an_error_never_a_skip(pytester: py
         ]
     )
     text = _text(result)
-    assert f"{NO_CUDA}" in text and "but CUDA was demanded by rnnshapes device=all (command line)" in text
+    assert (
+        f"{NO_CUDA}" in text and f"but CUDA was demanded by rnnshapes device={device} (command line)" in text
+    )
     assert "SKIPPED" not in text
 
 
@@ -252,3 +256,19 @@ def test_records_are_plain_data_with_unique_ids() -> None:
     b = make_record(name="b", steps=1, reached=False)
     assert a["name"] == "r" and a["device"] == "cpu" and a["reached"] is True and a["curve"] == [0.0]
     assert b["mode"] == ">=" and b["curve"] == [] and a["id"] != b["id"]
+
+
+def test_rnn_checks_is_bound_to_the_tests_seed_and_device(
+    rnn_checks, rnn_seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rnnshapes.testing
+
+    def fake_check(model, inputs, *, seed: int = 0):
+        return seed
+
+    monkeypatch.setattr(rnnshapes.testing, "check_causal", fake_check)
+    assert rnn_checks.check_causal(None, None) == rnn_seed
+    assert rnn_checks.check_causal(None, None, seed=5) == 5
+    assert rnn_checks.device == "cpu" and rnn_checks.seed == rnn_seed
+    assert rnn_checks.distinct_sizes is rnnshapes.testing.distinct_sizes
+    assert "check_batch_independence" in dir(rnn_checks)
