@@ -1,0 +1,358 @@
+"""Run every benchmark in one go and keep the figures: the shape-check cost (``bench_checks.py``) and the
+lessons against the course's recipes (``bench_lessons.py``), on one torch thread.
+
+The results go to ``benchmarks/results/<machine-tag>.json`` (a full run; ``--quick`` writes only with
+``--out``) and the tables are printed as Markdown (``render_markdown`` is what the docs include).
+
+    python benchmarks/run.py                      # full run on the CPU (minutes)
+    python benchmarks/run.py --quick              # tiny budgets, seconds (the smoke test)
+    python benchmarks/run.py --device cuda --tag h100
+    python benchmarks/run.py --only hello,char    # sections: checks, hello, names, char
+    python benchmarks/run.py --markdown benchmarks/results/cpu-dev.json   # tables from a saved run
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import bench_checks
+import bench_lessons
+import torch
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+SECTIONS = ("checks", *bench_lessons.SECTIONS)
+SCHEMA = 1
+
+
+def cpu_model() -> str:
+    """The CPU's ``model name`` from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """What the figures were measured on: CPU, cores, torch, python, the accelerator, the date and load."""
+    dev = torch.device(device)
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": 1,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(dev),
+        "device_name": None,
+        "cuda": torch.version.cuda,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"--device {device} asked for, but torch.cuda.is_available() is False (torch "
+                f"{torch.__version__}); run with --device cpu"
+            )
+        info["device_name"] = torch.cuda.get_device_name(dev)
+    else:
+        info["device_name"] = info["cpu"]
+    return info
+
+
+def machine_tag(info: dict[str, Any]) -> str:
+    """``cpu-amd-epyc``, ``cuda-nvidia-h100-80gb-hbm3``: the device type and its name as a file name."""
+    kind = str(info["device"]).split(":")[0]
+    slug = re.sub(r"[^a-z0-9]+", "-", str(info["device_name"]).lower()).strip("-")
+    return f"{kind}-{slug}" if slug else kind
+
+
+def run_all(
+    cfg: bench_lessons.Config,
+    only: list[str] | None = None,
+    *,
+    checks_rounds: int | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Run the asked sections (all by default) and return the results document (JSON-able)."""
+    only = list(only or SECTIONS)
+    info = machine_info(cfg.device)
+    start = time.perf_counter()
+    sections: dict[str, Any] = {}
+    if "checks" in only:
+        rounds = checks_rounds if checks_rounds is not None else (1 if cfg.quick else 3)
+        argv = ["--rounds", str(rounds)] + (["--quick"] if cfg.quick else [])
+        t = time.perf_counter()
+        sections["checks"] = {**bench_checks.main(argv), "rounds": rounds, "quick": cfg.quick}
+        sections["checks"]["wall_seconds"] = round(time.perf_counter() - t, 2)
+        log(f"[run] checks: {sections['checks']['wall_seconds']:.1f} s")
+    lesson_sections = [s for s in bench_lessons.SECTIONS if s in only]
+    if lesson_sections:
+        sections.update(bench_lessons.run_sections(cfg, lesson_sections, log=log))
+    ratios: dict[str, Any] = {}
+    if "hello" in sections:
+        for name, entry in sections["hello"]["lessons"].items():
+            ratios[name] = entry["ratios"]
+    for name in ("names", "char"):
+        if name in sections:
+            ratios[name] = sections[name]["ratios"]
+    return {
+        "schema": SCHEMA,
+        "machine": info,
+        "config": {**asdict(cfg), "sections": only},
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "sections": sections,
+        "lessons": bench_lessons.lesson_table(sections),
+        "ratios": ratios,
+    }
+
+
+# --- Markdown ----------------------------------------------------------------------------------------------
+
+
+def _f(value: Any, digits: int = 2, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{suffix}"
+    if isinstance(value, int):
+        return f"{value:,}{suffix}"
+    return f"{value}{suffix}"
+
+
+def _x(value: Any) -> str:
+    """A ratio: ``12.3x``."""
+    return "—" if value is None else f"{value:,.1f}x"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return lines + [""]
+
+
+def _machine_md(results: dict[str, Any]) -> list[str]:
+    m = results["machine"]
+    where = m["device"] if m["device"] == "cpu" else f"{m['device']} ({m['device_name']})"
+    return [
+        f"Measured {m['date']} on {where}: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable), "
+        f"{m['torch_threads']} torch thread, torch {m['torch']}, python {m['python']}. Load average at the "
+        f"start {', '.join(map(str, m['load_average']))}; the whole run took {results['wall_seconds']:,.0f} s"
+        + (" (quick mode: tiny budgets, not for comparison)." if results["config"].get("quick") else "."),
+        "",
+    ]
+
+
+def _lessons_md(rows: list[dict[str, Any]]) -> list[str]:
+    body = [
+        [
+            f"`{r['name']}`",
+            r["course"],
+            f"`{r['target']}`",
+            _f(r["reached"]),
+            _f(r["steps"]),
+            _f(r["seconds"], 2, " s"),
+            f"{r['metric']} = {_f(r['value'], 4) if isinstance(r['value'], float) else r['value']}",
+        ]
+        for r in rows
+    ]
+    return ["### The lessons (ours)", ""] + _table(
+        ["lesson", "course", "target", "reached", "steps", "time", "final"], body
+    )
+
+
+def _hello_md(hello: dict[str, Any]) -> list[str]:
+    n, epochs = hello["seeds"], hello["course_epochs"]
+    body = []
+    for name, e in hello["lessons"].items():
+        o, c = e["ours"], e["course"]
+        body.append(
+            [
+                f"`{name}` ({e['course_file']})",
+                f"{o['reached']}/{o['runs']}",
+                f"{_f(o['median_steps'], 1)} / {_f(o['max_steps'])}",
+                _f(o["median_ms"], 1),
+                f"{c['reached']}/{c['runs']}",
+                f"{_f(c['median_first_step'], 1)} / {_f(c['max_first_step'])}",
+                _f(c["median_ms"], 1),
+                _x(e["ratios"]["time_per_seed"]),
+            ]
+        )
+    header = [
+        "lesson",
+        "ours: reached",
+        "ours: steps median / max",
+        "ours: ms per seed",
+        f"course: 'ihello' after {epochs} epochs",
+        "course: first 'ihello' step median / max",
+        f"course: ms per seed ({epochs} epochs)",
+        "course ms / ours ms",
+    ]
+    return [f'### "hihell" -> "ihello" over seeds 0-{n - 1}', ""] + _table(header, body)
+
+
+def _names_md(names: dict[str, Any]) -> list[str]:
+    c = names["course"]
+    epochs = ", ".join(f"{100 * e['accuracy']:.1f}%" for e in c["epochs"])
+    body = [
+        [
+            f"{100 * r['accuracy']:.2f}%",
+            _f(r["course_seconds"], 1, " s"),
+            _f(r["names-basic_seconds"], 1, " s"),
+            _f(r["names_seconds"], 1, " s"),
+            _x(r["names-basic_speedup"]),
+            _x(r["names_speedup"]),
+        ]
+        for r in names["thresholds"]
+    ]
+    o = names["ours"]
+    return (
+        ["### Names (13_2): time to a test accuracy", ""]
+        + _table(
+            [
+                "test accuracy",
+                "course 13_2",
+                "`names-basic`",
+                "`names`",
+                "speed-up `names-basic`",
+                "speed-up `names`",
+            ],
+            body,
+        )
+        + [
+            f"The course's recipe, {len(c['epochs'])} epochs (test accuracy after each: {epochs}); "
+            f"{_f(c['median_epoch_train_seconds'], 1)} s of training per epoch, best "
+            f"{100 * c['best_accuracy']:.2f}%. Ours ended at "
+            + "; ".join(
+                f"`{k}` {100 * float(v['value']):.2f}% after {v['steps']} steps" for k, v in o.items()
+            )
+            + ". Times include the evaluations; '—': not reached within the run.",
+            "",
+        ]
+    )
+
+
+def _char_md(char: dict[str, Any]) -> list[str]:
+    c, o, h, r = char["course"], char["ours"], char["held_out"], char["ratios"]
+    body = [
+        ["ms per character", _f(c["ms_per_char"], 3), _f(o["ms_per_char"], 4), _x(r["throughput"])],
+        ["characters per second", _f(c["chars_per_second"], 0), _f(o["chars_per_second"], 0), ""],
+        ["training time", _f(c["seconds"], 1, " s"), _f(o["seconds"], 1, " s"), ""],
+        ["characters trained on", _f(c["characters"]), _f(o["characters"]), ""],
+        ["held-out loss (nats/char)", _f(c["eval_loss"], 3), _f(o["value"], 3), ""],
+        [
+            "time to the course's loss",
+            _f(c["seconds"], 1, " s"),
+            _f(o["seconds_to_course_loss"], 1, " s"),
+            _x(r["time_to_course_loss"]),
+        ],
+    ]
+    return (
+        ["### Char-RNN (13_3)", ""]
+        + _table(["", "course 13_3 (one character per call)", "`char-rnn` (ours)", "ratio"], body)
+        + [
+            f"Held-out text: {h['windows']} windows of {h['length']} characters from the last 10% of the "
+            f"lower-cased, spaces-removed Shakespeare. A model that knows only the characters' frequencies "
+            f"scores {h['unigram_loss']:.3f} nats/char there, uniform guessing {h['uniform_loss']:.3f}. "
+            f"Ours reached `{o['target']}`: {_f(o['reached'])} ({o['steps']} steps).",
+            "",
+        ]
+    )
+
+
+def _checks_md(checks: dict[str, Any]) -> list[str]:
+    body = [
+        [
+            case,
+            _f(row["unchecked"], 1),
+            _f(row["shapecheck"], 1),
+            _f(row["jaxtyping"], 1),
+            f"{row['shapecheck_ratio']:.2f}x",
+            f"{row['jaxtyping_ratio']:.2f}x",
+        ]
+        for case, row in checks["cases"].items()
+    ]
+    return (
+        ["### Cost of the shape checks (µs per call, median of rounds)", ""]
+        + _table(
+            ["case", "unchecked", "shapecheck", "jaxtyping", "shapecheck / plain", "jaxtyping / plain"], body
+        )
+        + [f"{checks['machine']}; {checks['rounds']} rounds.", ""]
+    )
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The results document as Markdown tables (the sections it holds, in a fixed order)."""
+    s = results["sections"]
+    lines = _machine_md(results)
+    if results.get("lessons"):
+        lines += _lessons_md(results["lessons"])
+    if "hello" in s:
+        lines += _hello_md(s["hello"])
+    if "names" in s:
+        lines += _names_md(s["names"])
+    if "char" in s:
+        lines += _char_md(s["char"])
+    if "checks" in s:
+        lines += _checks_md(s["checks"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --- command line ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    bench_lessons.add_arguments(parser)
+    parser.set_defaults(only=None)
+    parser.add_argument("--tag", help="name of the results file (default: device type and name)")
+    parser.add_argument("--out", help="write the JSON here instead of benchmarks/results/<tag>.json")
+    parser.add_argument("--checks-rounds", type=int, help="rounds of bench_checks (default 3; quick 1)")
+    parser.add_argument(
+        "--markdown", metavar="JSON", help="print the tables of a saved results file and stop"
+    )
+    args = parser.parse_args(argv)
+    if args.markdown:
+        results = json.loads(Path(args.markdown).read_text())
+        print(render_markdown(results), end="")
+        return results
+    try:
+        only = [s.strip() for s in (args.only or ",".join(SECTIONS)).split(",") if s.strip()]
+        unknown = [s for s in only if s not in SECTIONS]
+        if unknown:
+            raise ValueError(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
+    except ValueError as err:
+        parser.error(str(err))
+    cfg = bench_lessons.config_from_args(args)
+    results = run_all(cfg, [s for s in SECTIONS if s in only], checks_rounds=args.checks_rounds)
+    out = args.out or (
+        None if args.quick else RESULTS / f"{args.tag or machine_tag(results['machine'])}.json"
+    )
+    if out:
+        bench_lessons.write_json(out, results)
+        print(f"[run] wrote {out}")
+    print()
+    print(render_markdown(results), end="")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,237 @@
+"""Smoke test of ``benchmarks/run.py``: every section once on tiny budgets (``--quick``), in-process.
+
+The figures of a quick run mean nothing; what is checked is that each section runs, that the results document
+has its structure and is JSON, that the derived numbers (ratios, throughput) agree with the raw ones, that the
+course re-implementations keep the course's defining traits, and that ``render_markdown`` turns the document
+into well-formed tables.
+"""
+
+import datetime
+import json
+import re
+
+import _course
+import bench_lessons
+import pytest
+import run as bench_run
+import torch
+
+from rnnshapes import lessons
+
+SEEDS = 2
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    torch.set_num_threads(1)
+    cfg = bench_lessons.Config.quick_run()
+    assert cfg.seeds == SEEDS
+    document = bench_run.run_all(cfg, log=lambda *_: None)
+    return json.loads(json.dumps(document))  # what a reader of the file gets
+
+
+def test_document_holds_every_section_the_machine_and_the_date(results: dict) -> None:
+    assert results["schema"] == bench_run.SCHEMA
+    assert set(results["sections"]) == set(bench_run.SECTIONS) == {"checks", "hello", "names", "char"}
+    m = results["machine"]
+    assert m["cpu"] and isinstance(m["cpu"], str)
+    assert isinstance(m["cores"], int) and m["cores"] >= 1
+    assert m["torch"] == torch.__version__
+    assert m["device"] == "cpu" and m["device_name"] == m["cpu"]
+    assert datetime.datetime.fromisoformat(m["date"]).tzinfo is not None
+    assert len(m["load_average"]) == 3
+    assert results["config"]["quick"] is True
+    assert results["wall_seconds"] > 0
+    assert bench_run.machine_tag(m).startswith("cpu-")
+    assert re.fullmatch(r"[a-z0-9-]+", bench_run.machine_tag(m))
+
+
+def test_lesson_table_has_the_six_trained_lessons_in_course_order(results: dict) -> None:
+    rows = results["lessons"]
+    assert [r["name"] for r in rows] == [
+        "hello-step",
+        "hello-sequence",
+        "hello-embedding",
+        "names-basic",
+        "names",
+        "char-rnn",
+    ]
+    assert [r["course"] for r in rows] == ["12_2", "12_3", "12_4", "13_1", "13_2", "13_3"]
+    for r in rows:
+        assert r["steps"] >= 1 and r["seconds"] > 0 and r["device"] == "cpu" and r["threads"] == 1
+        assert "curve" not in r
+
+
+def test_hello_sweep_counts_every_seed_and_seed0_is_reproducible(results: dict) -> None:
+    hello = results["sections"]["hello"]
+    assert hello["seeds"] == SEEDS and hello["course_epochs"] == 100
+    for name, entry in hello["lessons"].items():
+        ours, course = entry["ours"], entry["course"]
+        assert ours["runs"] == course["runs"] == SEEDS
+        assert ours["reached"] + len(ours["missed_seeds"]) == SEEDS
+        assert course["reached"] + len(course["missed_seeds"]) == SEEDS
+        assert course["reached"] <= SEEDS and course["ever"] <= SEEDS
+        if ours["reached"]:
+            assert 1 <= ours["median_steps"] <= ours["max_steps"] <= ours["budget_steps"]
+        assert entry["ratios"]["time_per_seed"] == round(course["median_ms"] / ours["median_ms"], 2)
+        again = lessons.get(name).run(seed=0, threads=1, progress=False)
+        assert (again.steps, again.reached) == (entry["seed0"]["steps"], entry["seed0"]["reached"])
+
+
+def test_names_thresholds_agree_with_the_course_curve(results: dict) -> None:
+    names = results["sections"]["names"]
+    course = names["course"]
+    assert len(course["epochs"]) == 1 and course["max_batches"] == 2
+    accuracies = [e["accuracy"] for e in course["epochs"]]
+    assert all(0.0 <= a <= 1.0 for a in accuracies)
+    assert course["best_accuracy"] == round(max(accuracies), 4)
+    goals = [r["accuracy"] for r in names["thresholds"]]
+    assert goals == sorted(goals) and 0.7 in goals and 0.8 in goals and course["best_accuracy"] in goals
+    best_row = next(r for r in names["thresholds"] if r["accuracy"] == course["best_accuracy"])
+    assert best_row["course_seconds"] == course["seconds_to_best"] is not None
+    for row in names["thresholds"]:
+        for lesson in ("names-basic", "names"):
+            mine = row[f"{lesson}_seconds"]
+            expected = None if mine is None or row["course_seconds"] is None else row["course_seconds"] / mine
+            assert row[f"{lesson}_speedup"] == pytest.approx(expected, abs=0.02, rel=0.02)
+    for lesson in ("names-basic", "names"):
+        assert names["ours"][lesson]["curve"], "every run evaluates at least at its last step"
+        assert names["ratios"][f"{lesson}_time_to_course_best"] == best_row[f"{lesson}_speedup"]
+
+
+def test_char_throughput_and_ratios_follow_from_the_raw_counts(results: dict) -> None:
+    char = results["sections"]["char"]
+    course, ours, held = char["course"], char["ours"], char["held_out"]
+    recipe = lessons.get("char-rnn").recipe
+    assert recipe is not None
+    assert ours["characters"] == recipe.batch_size * recipe.extra["length"] * ours["steps"]
+    assert ours["chars_per_second"] == pytest.approx(ours["characters"] / ours["seconds"], rel=0.01)
+    assert course["characters"] >= 1 and course["lines"] >= 1
+    assert course["ms_per_char"] == pytest.approx(1000 * course["seconds"] / course["characters"], rel=0.01)
+    assert char["ratios"]["throughput"] == pytest.approx(
+        ours["chars_per_second"] / course["chars_per_second"], rel=0.01
+    )
+    # a model that knows the character frequencies beats uniform guessing over the 38 symbols
+    assert 0 < held["unigram_loss"] < held["uniform_loss"]
+    assert held["uniform_loss"] == pytest.approx(float(torch.tensor(38.0).log()), abs=1e-4)
+    assert held["windows"] == 256 and held["length"] == recipe.extra["length"]
+    assert course["eval_loss"] > 0
+
+
+def test_checks_section_is_bench_checks_report(results: dict) -> None:
+    checks = results["sections"]["checks"]
+    assert checks["rounds"] == 1 and checks["quick"] is True
+    assert len(checks["cases"]) == 3
+    for row in checks["cases"].values():
+        assert row["shapecheck_ratio"] == pytest.approx(row["shapecheck"] / row["unchecked"], rel=0.01)
+
+
+def _tables(markdown: str) -> list[list[str]]:
+    tables, current = [], []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables + ([current] if current else [])
+
+
+def test_render_markdown_makes_one_well_formed_table_per_section(results: dict) -> None:
+    md = bench_run.render_markdown(results)
+    for heading in (
+        "### The lessons (ours)",
+        '### "hihell" -> "ihello"',
+        "### Names (13_2)",
+        "### Char-RNN (13_3)",
+    ):
+        assert heading in md
+    assert "### Cost of the shape checks" in md
+    assert "quick mode" in md and results["machine"]["cpu"] in md
+    tables = _tables(md)
+    assert len(tables) == 5
+    for table in tables:
+        columns = table[0].count("|")
+        assert all(row.count("|") == columns for row in table), table
+        assert set(table[1].replace("|", "").split()) == {"---"}
+    lessons_table = tables[0]
+    assert len(lessons_table) == 2 + 6
+    assert "`char-rnn` | 13_3" in md
+
+
+def test_render_markdown_shows_only_the_sections_it_has(results: dict) -> None:
+    partial = {**results, "sections": {"hello": results["sections"]["hello"]}}
+    partial["lessons"] = bench_lessons.lesson_table(partial["sections"])
+    md = bench_run.render_markdown(partial)
+    assert '### "hihell" -> "ihello"' in md
+    assert "Names (13_2)" not in md and "Char-RNN" not in md and "shape checks" not in md
+    assert len(_tables(md)) == 2
+
+
+def test_command_line_writes_the_json_and_prints_its_tables(tmp_path, capsys) -> None:
+    out = tmp_path / "results" / "smoke.json"
+    bench_run.main(["--quick", "--only", "hello", "--seeds", "1", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert set(saved["sections"]) == {"hello"} and saved["sections"]["hello"]["seeds"] == 1
+    assert [p.name for p in out.parent.iterdir()] == ["smoke.json"]  # no temporary file left behind
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and '### "hihell" -> "ihello" over seeds 0-0' in printed
+    bench_run.main(["--markdown", str(out)])
+    assert capsys.readouterr().out == bench_run.render_markdown(saved)
+
+
+def test_unknown_section_is_refused_with_the_known_ones(capsys) -> None:
+    with pytest.raises(SystemExit):
+        bench_run.main(["--quick", "--only", "hello,bogus"])
+    assert "unknown section(s) ['bogus']; choose from checks, hello, names, char" in capsys.readouterr().err
+    with pytest.raises(
+        ValueError, match=r"unknown section\(s\) \['checks'\]; choose from hello, names, char"
+    ):
+        bench_lessons.parse_only("checks")
+
+
+def test_course_hello_models_keep_the_course_traits() -> None:
+    x = torch.eye(5)[_course.X_DATA]  # (time=6, input=5) one-hot "hihell"
+    torch.manual_seed(3)
+    step = _course.Hello12_2()
+    torch.manual_seed(3)
+    seq = _course.Hello12_3()
+    hidden, outs = torch.zeros(1, 1, 5), []
+    for x_t in x:
+        hidden, out = step(hidden, x_t)
+        outs.append(out)
+    whole = seq(x.unsqueeze(0))  # (time, classes)
+    # one step per call == the whole sequence (same seed, same weights); the logits are tanh outputs
+    torch.testing.assert_close(torch.cat(outs), whole)
+    assert whole.abs().max() <= 1.0
+    emb = _course.Hello12_4()
+    assert emb(torch.tensor([_course.X_DATA])).shape == (6, 5)
+    with pytest.raises(ValueError, match="no hello recipe '12_9'; use 12_2, 12_3 or 12_4"):
+        _course.hello_course("12_9", 0)
+
+
+def test_course_names_classifier_reads_only_the_backward_direction() -> None:
+    torch.manual_seed(0)
+    model = _course.RNNClassifier()
+    inputs, lengths, _ = _course.make_variables(["Ab", "Abcd"], [], [], torch.device("cpu"))
+    assert lengths.tolist() == [4, 2]  # sorted longest first, as pack_padded_sequence wanted then
+    before = model(inputs, lengths)
+    with torch.no_grad():  # change the last layer's FORWARD direction: the course's head never sees it
+        for name, p in model.gru.named_parameters():
+            if name.endswith("_l1"):
+                p.add_(1.0)
+    torch.testing.assert_close(model(inputs, lengths), before)
+
+
+def test_course_char_windows_are_the_lessons_held_out_text() -> None:
+    lesson = lessons.get("char-rnn")
+    assert lesson.recipe is not None and lesson.build_task is not None
+    windows, vocab, _ = _course.validation_windows(lesson.recipe.extra["length"])
+    torch.manual_seed(0)
+    task = lesson.build_task(lesson, torch.device("cpu"), torch.Generator().manual_seed(0))
+    task.model.eval()
+    with torch.no_grad():
+        logits, _ = task.model(windows[:, :-1])
+        mine = torch.nn.functional.cross_entropy(logits.flatten(0, 1), windows[:, 1:].flatten())
+        assert task.evaluate(task.model)["loss"] == pytest.approx(float(mine), abs=1e-4)
+    assert "".join(vocab.itos) == lesson.recipe.model["alphabet"]
