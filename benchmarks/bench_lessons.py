@@ -45,7 +45,7 @@ class Config:
     names_epochs: int = 6  # the course's 13_2 epochs (70% after 2, 80% after 6 on this project's CPU)
     names_max_batches: int | None = None  # cut the course's epochs short (smoke runs)
     names_test_limit: int | None = None  # evaluate the course on the first names only (smoke runs)
-    char_seconds: float = 20.0  # the course's 13_3 training budget (wall clock)
+    char_seconds: float = 10.0  # the course's 13_3 training budget (wall clock)
     budget_scale: float = 1.0  # multiplies the lessons' names and char budgets
     seed: int = 0  # names and char runs
 
@@ -179,6 +179,8 @@ def bench_hello(cfg: Config) -> dict[str, Any]:
                 "time_per_seed": _ratio(course_row["median_ms"], ours_row["median_ms"]),
                 # course time until it first printed "ihello" / ours
                 "time_to_ihello": _ratio(course_row["median_ms_to_first"], ours_row["median_ms"]),
+                # the course's steps until it first printed "ihello" / ours' steps to the target
+                "steps_to_ihello": _ratio(course_row["median_first_step"], ours_row["median_steps"]),
             },
         }
     return out
@@ -365,7 +367,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", help=f"comma-separated sections of: {', '.join(SECTIONS)}")
     parser.add_argument("--seeds", type=int, help="hello sweep seeds (default 100; quick 2)")
     parser.add_argument("--names-epochs", type=int, help="the course's 13_2 epochs (default 6)")
-    parser.add_argument("--char-seconds", type=float, help="the course's 13_3 budget in seconds (default 20)")
+    parser.add_argument("--char-seconds", type=float, help="the course's 13_3 budget in seconds (default 10)")
     parser.add_argument("--budget-scale", type=float, help="scale the lessons' names and char budgets")
 
 
