@@ -81,9 +81,43 @@ def torch_to_google(docstring: str) -> str:
     return "\n".join(out)
 
 
+COURSE_NOTES = "What the course code got wrong"
+
+
+def split_course_notes(docstring: str) -> tuple[str, str, str]:
+    """Split a lesson model's (dedented) docstring around its ``What the course code got wrong:`` block.
+
+    Returns ``(rest, remark, notes)``: the docstring without the block; the header's parenthesised remark,
+    if any (the header may run over several lines until its colon); and the block itself, dedented, as
+    Markdown (its bullets), with Sphinx roles made code. Without such a block: ``(docstring, "", "")``.
+    """
+    lines = docstring.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith(COURSE_NOTES)), None)
+    if start is None:
+        return docstring, "", ""
+    end_header = start
+    while end_header < len(lines) and not lines[end_header].rstrip().endswith(":"):
+        end_header += 1
+    if end_header == len(lines):
+        return docstring, "", ""
+    header = " ".join(line.strip() for line in lines[start : end_header + 1])
+    remark = header[len(COURSE_NOTES) :].rstrip(":").strip().removeprefix("(").removesuffix(")")
+    end = _block_end(lines, end_header + 1)
+    block = [line for line in lines[end_header + 1 : end]]
+    base = min((_indent(line) for line in block if line.strip()), default=0)
+    notes = _ROLE.sub(r"`\1`", "\n".join(line[base:] for line in block).strip("\n"))
+    rest = "\n".join(lines[:start] + lines[end:]).rstrip()
+    return rest, remark, notes
+
+
 class TorchDocstrings(Extension):
-    """Rewrites every loaded object's docstring with :func:`torch_to_google` before it is parsed."""
+    """Rewrites every loaded object's docstring with :func:`torch_to_google` before it is parsed.
+
+    The ``What the course code got wrong:`` block of a lesson model is left out: the lesson page shows it in
+    a section of its own (``docs_support.course_notes``), so the API entry below does not repeat it.
+    """
 
     def on_object(self, *, obj: Object, **kwargs: object) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = torch_to_google(obj.docstring.value)
+            rest, _, _ = split_course_notes(obj.docstring.value)
+            obj.docstring.value = torch_to_google(rest)

@@ -1,0 +1,408 @@
+"""Helpers for the pages' executed code blocks (markdown-exec): everything here runs while the site is built.
+
+- ``shape_table``: call a model (or one of its checked methods) on a small batch and print, as a Markdown
+  table, every tensor that goes in, through its recurrent layer, and out, with its annotation, its shape and
+  the name and size of each axis.
+- ``cell_tour_table`` and ``checks_table``: the shape lessons' results (12_1's tour, a lesson's checks).
+- ``run_figures`` and ``runs_table``: the training runs recorded in ``docs/runs/*.json`` by
+  ``scripts/record_runs.py`` (the build never trains; it only reads these files).
+- ``Catalogue``: runs one mistake per entry of the error catalogue and prints the code with the real
+  ``ShapeError`` text; a mistake that raises nothing, or the wrong hint, fails the build.
+
+``hooks.py`` puts this folder on ``sys.path``.
+"""
+
+import inspect
+import json
+import textwrap
+import types
+import typing
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+RUNS = Path(__file__).resolve().parents[1] / "runs"
+RECORD_COMMAND = "python scripts/record_runs.py && python scripts/plot_runs.py"
+
+
+# --- Markdown ----------------------------------------------------------------------------------------------
+
+
+def cell(value: Any) -> str:
+    """One table cell: pipes escaped, newlines shown as ``\\n``."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", "\\n")
+
+
+def table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    header = list(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fence(language: str, code: str) -> str:
+    return f"```{language}\n{code.rstrip()}\n```\n"
+
+
+# --- shapes ------------------------------------------------------------------------------------------------
+
+SHAPE_HEADER = ("tensor", "annotation", "shape", "axes")
+
+
+def _shape(t: Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
+
+
+def _dtype(t: Tensor) -> str:
+    return str(t.dtype).rpartition(".")[2]
+
+
+def _axes(names: list[str], shape: tuple[int, ...]) -> str:
+    if len(names) != len(shape):  # a variadic annotation: show the sizes only
+        return ", ".join(str(s) for s in shape)
+    return ", ".join(f"{n}={s}" for n, s in zip(names, shape, strict=True))
+
+
+def _flatten(annotation: Any, value: Any, name: str) -> list[tuple[str, Any, Any]]:
+    """(name, jaxtyping annotation or None, tensor / PackedSequence / None) for every tensor in ``value``."""
+    origin = typing.get_origin(annotation)
+    options = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else ()
+    if options:
+        if value is None:
+            return [(name, None, None)]
+        wanted = tuple if isinstance(value, tuple) and not isinstance(value, PackedSequence) else None
+        for option in options:
+            is_tuple = typing.get_origin(option) is tuple
+            if option is not type(None) and is_tuple == (wanted is tuple):
+                annotation = option
+                break
+    if isinstance(value, tuple) and not isinstance(value, PackedSequence):
+        items = (
+            typing.get_args(annotation) if typing.get_origin(annotation) is tuple else (None,) * len(value)
+        )
+        names = name if isinstance(name, tuple) else tuple(f"{name}[{i}]" for i in range(len(value)))
+        return [row for n, a, v in zip(names, items, value, strict=True) for row in _flatten(a, v, n)]
+    return [(name, annotation, value)]
+
+
+def _annotation_dims(annotation: Any, batch_first: bool) -> tuple[str, list[str]]:
+    """The annotation's dimension string as written, and its axis names with ``*seq`` expanded."""
+    dim_str = getattr(annotation, "dim_str", None)
+    if dim_str is None:
+        return "", []
+    from rnnshapes._vocab import seq_axes
+
+    names: list[str] = []
+    for token in dim_str.split():
+        names += list(seq_axes(batch_first)) if token == "*seq" else [token]
+    return dim_str, names
+
+
+def _rnn(module: nn.Module) -> tuple[str, nn.RNNBase] | None:
+    return next(((p, m) for p, m in module.named_modules() if isinstance(m, nn.RNNBase)), None)
+
+
+def _layer_rows(path: str, rnn: nn.RNNBase, call: tuple[Any, ...], result: Any) -> list[list[str]]:
+    """Rows for what the model's recurrent layer received and returned (names from torch's documentation)."""
+    seq = "batch time" if rnn.batch_first else "time batch"
+    dirs = 2 if rnn.bidirectional else 1
+    feats = "dirs*hidden" if dirs == 2 else "hidden"
+    rows = []
+    x, hx = call
+    output, state = result
+    where = f"self.{path}"
+    for label, value, names in (
+        (f"`{where}` input", x, f"{seq} input"),
+        (f"`{where}` output", output, f"{seq} {feats}"),
+    ):
+        if isinstance(value, PackedSequence):
+            packed_names = ["total", names.split()[-1]]
+            rows.append(
+                [
+                    label,
+                    "PackedSequence",
+                    f"data {_shape(value.data)} {_dtype(value.data)}, batch_sizes {value.batch_sizes.tolist()}",
+                    _axes(packed_names, tuple(value.data.shape)),
+                ]
+            )
+        else:
+            rows.append(
+                [label, "", f"{_shape(value)} {_dtype(value)}", _axes(names.split(), tuple(value.shape))]
+            )
+    states = state if isinstance(state, tuple) else (state,)
+    for name, t in zip(("h_n", "c_n"), states, strict=False):
+        last = "cell" if name == "c_n" else "hidden"
+        rows.append(
+            [
+                f"`{where}` {name}",
+                "",
+                f"{_shape(t)} {_dtype(t)}",
+                _axes(["layers*dirs", "batch", last], tuple(t.shape)),
+            ]
+        )
+    return rows
+
+
+def shape_table(fn: Callable[..., Any], *args: Any, outputs: Any = "output", **kwargs: Any) -> str:
+    """Call ``fn`` (a model, or a bound checked method such as ``model.step``) and tabulate every tensor.
+
+    ``outputs`` names the returned values: a string, or a tuple of names matching a returned tuple (nested
+    for an LSTM state: ``("output", ("h_n", "c_n"))``).
+    """
+    if isinstance(fn, nn.Module):
+        module, method = fn, type(fn).forward
+    else:
+        module, method = fn.__self__, getattr(type(fn.__self__), fn.__name__)
+    batch_first = bool(getattr(module, "batch_first", True))
+    hints = typing.get_type_hints(method, include_extras=True)
+    bound = inspect.signature(method).bind(module, *args, **kwargs)
+    bound.apply_defaults()
+    arguments = list(bound.arguments.items())[1:]  # without self
+
+    found = _rnn(module)
+    seen: list[tuple[tuple[Any, ...], Any]] = []
+    handle = None
+    if found is not None:
+        handle = found[1].register_forward_hook(
+            lambda m, a, out: seen.append((a if len(a) == 2 else (a[0], None), out))
+        )
+    try:
+        with torch.no_grad():
+            result = fn(*args, **kwargs)
+    finally:
+        if handle is not None:
+            handle.remove()
+
+    rows: list[list[str]] = []
+
+    def add(rows_in: list[tuple[str, Any, Any]], role: str) -> None:
+        for name, annotation, value in rows_in:
+            dim_str, names = _annotation_dims(annotation, batch_first)
+            note = f"`{dim_str}`" if dim_str else ""
+            label = f"`{name}` ({role})"
+            if value is None:
+                rows.append([label, note, "None: zeros", ""])
+            else:
+                rows.append(
+                    [label, note, f"{_shape(value)} {_dtype(value)}", _axes(names, tuple(value.shape))]
+                )
+
+    for name, value in arguments:
+        add(_flatten(hints.get(name), value, name), "argument")
+    if found is not None and seen:
+        call, out = seen[-1]
+        rows += _layer_rows(found[0], found[1], call, out)
+    add(_flatten(hints.get("return"), result, outputs), "returned")
+    return table(SHAPE_HEADER, rows)
+
+
+def cell_tour_table(rows: Iterable[Any]) -> str:
+    """12_1: one row per ``CellShapes`` that ``cell_tour()`` returned."""
+
+    def shape(s: tuple[int, ...] | None) -> str:
+        return "" if s is None else "(" + ", ".join(map(str, s)) + ")"
+
+    return table(
+        ("cell", "batch_first", "case", "input", "output", "h_n", "c_n"),
+        (
+            [
+                r.cell,
+                r.batch_first,
+                r.case,
+                shape(r.input),
+                shape(r.output),
+                shape(r.hidden),
+                shape(r.cell_state),
+            ]
+            for r in rows
+        ),
+    )
+
+
+def checks_table(lesson_name: str) -> str:
+    """A shape lesson's checks, run now: one row per check, and the lesson's verdict."""
+    from rnnshapes import lessons
+
+    lesson = lessons.get(lesson_name)
+    assert lesson.run_checks is not None, f"{lesson_name} is not a shape lesson"
+    result = lesson.run(progress=False)
+    checks = lesson.run_checks(torch.device("cpu"))
+    md = table(("check", "passed"), ([name, "yes" if ok else "**NO**"] for name, ok in checks.items()))
+    md += (
+        f"\n`lessons.get({lesson_name!r}).run()` reports `reached={result.reached}` and "
+        f"`final={result.final}` (target `{lesson.target.describe()}`), in {result.seconds * 1000:.0f} ms.\n"
+    )
+    return md
+
+
+def course_notes(obj: Any) -> str:
+    """The ``What the course code got wrong:`` block of a lesson model's docstring, as Markdown.
+
+    The docs' Griffe extension leaves that block out of the API entry, so it appears once, here.
+    """
+    from torch_docstrings import split_course_notes
+
+    _, remark, notes = split_course_notes(inspect.getdoc(obj) or "")
+    if not notes:
+        raise ValueError(f"{obj.__qualname__}'s docstring has no 'What the course code got wrong:' block")
+    intro = f"{remark[0].upper()}{remark[1:]}.\n\n" if remark else ""
+    return intro + notes + "\n"
+
+
+# --- recorded runs -----------------------------------------------------------------------------------------
+
+
+def load_run(lesson: str) -> dict[str, Any]:
+    path = RUNS / f"{lesson}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: record it with `{RECORD_COMMAND}`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _value(metric: str, value: Any) -> str:
+    if metric == "accuracy" and isinstance(value, (int, float)):
+        return f"{value:.2%}"
+    return repr(value) if isinstance(value, str) else f"{value:g}"
+
+
+def _recipe(run: dict[str, Any]) -> str:
+    r = run["recipe"]
+    model = {k: v for k, v in r["model"].items() if k != "alphabet"}
+    if "alphabet" in r["model"]:
+        model["alphabet"] = f"{len(r['model']['alphabet'])} symbols"
+    parts = [f"{run['model']}({', '.join(f'{k}={v}' for k, v in model.items())})"]
+    parts.append(f"{r['optimizer']} lr={r['lr']:g}, batch {r['batch_size']}")
+    if r["schedule"]:
+        parts.append(f"{r['schedule']} schedule")
+    if r["clip"]:
+        parts.append(f"gradient norm clipped at {r['clip']:g}")
+    parts += [f"{k}={v}" for k, v in r["extra"].items()]
+    return "; ".join(parts)
+
+
+def _budget(run: dict[str, Any]) -> str:
+    b = run["budget"]
+    limit = f"{b['max_steps']} steps" + (f" or {b['max_seconds']:g} s" if b["max_seconds"] else "")
+    every = "every step" if b["eval_every"] == 1 else f"every {b['eval_every']} steps"
+    return f"{limit}, evaluated {every}"
+
+
+def run_figures(lesson: str, prefix: str = "../") -> str:
+    """The lesson's recorded curve (docs/runs/<lesson>.png) and its figures, quoted from the JSON."""
+    run = load_run(lesson)
+    metric = run["target"]["metric"]
+    hit = run["reached_at"]
+    if hit is not None:
+        reached = f"yes, first at step {hit['step']} ({hit['seconds']:.2f} s)"
+    else:
+        reached = "**no**: the budget ran out first"
+    how = "the whole budget" if not run["stop_at_target"] else "stopped at the target or the budget"
+    m = run["machine"]
+    rows = [
+        ("target", f"`{run['target']['text']}`"),
+        ("reached", reached),
+        ("trained", f"{run['steps']} steps in {run['seconds']:.2f} s ({how})"),
+        (f"final {metric}", _value(metric, run["final"].get(metric))),
+        ("recipe", _recipe(run)),
+        ("budget", _budget(run)),
+        (
+            "machine",
+            f"{m['cpu']}, {m['cores']} cores, {m['torch_threads']} torch thread, torch {m['torch']}, "
+            f"Python {m['python']}; recorded {m['date']}, seed {run['seed']}",
+        ),
+    ]
+    alt = f"Training curve of lesson {lesson}: loss and {metric} against the step"
+    md = f"![{alt}]({prefix}runs/{lesson}.png)\n\n"
+    md += table((f"`{lesson}` ({run['course']})", "recorded run"), rows)
+    md += f"\nThe numbers are read from [runs/{lesson}.json]({prefix}runs/{lesson}.json) when this page is built.\n"
+    return md
+
+
+def recorded_lessons() -> list[str]:
+    return sorted(p.stem for p in RUNS.glob("*.json"))
+
+
+def runs_table(prefix: str = "") -> str:
+    """One row per recorded run, in course order."""
+    from rnnshapes import lessons
+
+    rows = []
+    for name in lessons.names():
+        if not lessons.get(name).trainable:
+            continue
+        run = load_run(name)
+        metric = run["target"]["metric"]
+        hit = run["reached_at"]
+        rows.append(
+            [
+                f"[{name}]({prefix}runs/{name}.png)",
+                run["course"],
+                f"`{run['target']['text']}`",
+                f"step {hit['step']}, {hit['seconds']:.2f} s" if hit else "**no**",
+                f"{run['steps']} / {run['seconds']:.1f} s",
+                _value(metric, run["final"].get(metric)),
+                run["machine"]["date"],
+            ]
+        )
+    return table(("lesson", "course", "target", "reached at", "trained steps / s", "final", "recorded"), rows)
+
+
+def machines() -> str:
+    """The distinct machines the recorded runs ran on."""
+    seen = {json.dumps(load_run(n)["machine"], sort_keys=True) for n in recorded_lessons()}
+    lines = []
+    for blob in sorted(seen):
+        m = json.loads(blob)
+        lines.append(
+            f"- {m['cpu']}, {m['cores']} cores usable, {m['torch_threads']} torch thread; torch {m['torch']}, "
+            f"Python {m['python']}, {m['platform']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- the error catalogue -----------------------------------------------------------------------------------
+
+
+class Catalogue:
+    """Runs the catalogue's mistakes in the page's namespace and prints each with its real message."""
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self.namespace = namespace
+        self.shown: list[str] = []
+
+    def mistake(self, code: str, hint: str | None = None, kind: str | None = None) -> None:
+        """Run ``code``, which must raise ShapeError (carrying ``[hint]`` / ``kind`` when given); print both."""
+        from rnnshapes import ShapeError
+        from rnnshapes._messages import HINTS
+
+        if hint is not None and hint not in HINTS:
+            raise KeyError(f"{hint!r} is not a key of rnnshapes._messages.HINTS")
+        source = textwrap.dedent(code).strip("\n")
+        try:
+            exec(compile(source, f"<catalogue: {hint or kind}>", "exec"), self.namespace)  # noqa: S102
+        except ShapeError as error:
+            message = str(error)
+        else:
+            raise AssertionError(
+                f"the catalogue's mistake for {hint or kind!r} raised no ShapeError:\n{source}"
+            )
+        if hint is not None and f"[{hint}]" not in message:
+            raise AssertionError(f"the mistake for [{hint}] raised another message:\n{message}")
+        if kind is not None and kind not in message.splitlines()[0]:
+            raise AssertionError(f"the mistake for {kind!r} raised another message:\n{message}")
+        self.shown.append(hint or kind or "")
+        # markdown-exec captures a block's output through the ``print`` it puts into the block's globals
+        write = self.namespace.get("print", print)
+        if hint is not None:
+            write(f"*{HINTS[hint][0].upper()}{HINTS[hint][1:]}.*\n")
+        write(fence("python", source))
+        write(fence("text", "ShapeError: " + message))
+
+    def missing_hints(self) -> list[str]:
+        from rnnshapes._messages import HINTS
+
+        return [key for key in HINTS if key not in self.shown]
