@@ -5,7 +5,9 @@ with this interpreter (see conftest.py); mkdocs itself is in pyproject's ``docs`
 """
 
 import html
+import json
 import re
+import struct
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -26,9 +28,16 @@ from rnnshapes._vocab import DIMENSIONS  # noqa: E402
 
 pytestmark = pytest.mark.docs
 
-# The build is a few seconds today; this only catches a page that starts doing real work (training a model)
-# at build time. Measured build times are reported in the docs' own notes, not asserted tightly here.
-BUILD_SECONDS_LIMIT = 120.0
+# The build takes 4-5 s on an idle 2-core machine (up to 20 s when other jobs share it): pages read recorded
+# runs and do tiny forward passes only. The limit catches a page that starts training at build time without
+# failing on a busy machine.
+BUILD_SECONDS_LIMIT = 60.0
+RUNS = Path(__file__).resolve().parents[2] / "docs" / "runs"
+SHAPE_TABLE_HEADER = ["tensor", "annotation", "shape", "axes"]
+CELL_TOUR_HEADER = ["cell", "batch_first", "case", "input", "output", "h_n", "c_n"]
+CHECKS_HEADER = ["check", "passed"]
+# The modules whose ShapeError messages the error catalogue must cover, kind by kind.
+MESSAGE_SOURCES = ("_messages.py", "_guard.py", "_pack.py")
 
 
 @dataclass(frozen=True)
@@ -36,15 +45,49 @@ class LessonPage:
     path: str  # built page, relative to the site root
     title: str  # the page's <h1>
     models: tuple[str, ...]  # names in rnnshapes.models whose API the page documents
+    lessons: tuple[str, ...]  # registry names of the lessons it covers
+    table: list[str]  # header of the executed table of shapes the page must show
 
 
 LESSON_PAGES = (
-    LessonPage("lessons/12_1_cell_basics.html", "12-1 Cell basics", ("cell_tour", "CellShapes")),
-    LessonPage("lessons/12_2_3_hello_rnn.html", "12-2/3 Hello RNN", ("HelloRNN",)),
-    LessonPage("lessons/12_4_hello_embedding.html", "12-4 Hello embedding", ("HelloEmbedding",)),
-    LessonPage("lessons/13_1_2_names_classifier.html", "13-1/2 Names classifier", ("NamesClassifier",)),
-    LessonPage("lessons/13_3_char_rnn.html", "13-3 Char-RNN", ("CharRNN", "ASCII")),
-    LessonPage("lessons/13_4_pack_pad.html", "13-4 Pack and pad", ("PackedEncoder",)),
+    LessonPage(
+        "lessons/12_1_cell_basics.html",
+        "12-1 Cell basics",
+        ("cell_tour", "CellShapes"),
+        ("cell-basics",),
+        CELL_TOUR_HEADER,
+    ),
+    LessonPage(
+        "lessons/12_2_3_hello_rnn.html",
+        "12-2/3 Hello RNN",
+        ("HelloRNN",),
+        ("hello-step", "hello-sequence"),
+        SHAPE_TABLE_HEADER,
+    ),
+    LessonPage(
+        "lessons/12_4_hello_embedding.html",
+        "12-4 Hello embedding",
+        ("HelloEmbedding",),
+        ("hello-embedding",),
+        SHAPE_TABLE_HEADER,
+    ),
+    LessonPage(
+        "lessons/13_1_2_names_classifier.html",
+        "13-1/2 Names classifier",
+        ("NamesClassifier",),
+        ("names-basic", "names"),
+        SHAPE_TABLE_HEADER,
+    ),
+    LessonPage(
+        "lessons/13_3_char_rnn.html", "13-3 Char-RNN", ("CharRNN", "ASCII"), ("char-rnn",), SHAPE_TABLE_HEADER
+    ),
+    LessonPage(
+        "lessons/13_4_pack_pad.html",
+        "13-4 Pack and pad",
+        ("PackedEncoder",),
+        ("pack-pad",),
+        SHAPE_TABLE_HEADER,
+    ),
 )
 
 PAGES = (
@@ -132,17 +175,48 @@ def remote(url: str) -> bool:
     return url.startswith(("http://", "https://", "//"))
 
 
-def assert_lesson_page(page_html: str, lesson: LessonPage) -> None:
-    """What every lesson page must carry. Today: its title and a summary paragraph of what it teaches.
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
 
-    To be extended as the lessons land: the lesson's plot and its table of shapes.
-    """
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src") or "")
+
+
+def images(content: str) -> list[str]:
+    parser = _Images()
+    parser.feed(content)
+    return parser.sources
+
+
+def h2s(content: str) -> list[str]:
+    return [text(t).removesuffix("¶").strip() for t in re.findall(r"<h2\b[^>]*>(.*?)</h2>", content, re.S)]
+
+
+def trainable_lessons() -> list[str]:
+    from rnnshapes import lessons
+
+    return [name for name in lessons.names() if lessons.get(name).trainable]
+
+
+def assert_lesson_page(page_html: str, lesson: LessonPage) -> None:
+    """What every lesson page must carry: its title, a summary of what it teaches, an executed table of
+    shapes, the course's mistakes, and its sections in order."""
     content = article(page_html)
     assert h1(content) == lesson.title
     summary = re.search(r"</h1>\s*<p>(.*?)</p>", content, re.S)
     assert summary, f"{lesson.path}: the title must be followed by a summary paragraph"
     words = text(summary.group(1)).split()
     assert len(words) >= 40, f"{lesson.path}: the summary has {len(words)} words; say what the lesson teaches"
+    found = [t for t in tables(content) if t and t[0] == lesson.table]
+    assert found and all(len(t) > 1 for t in found), (
+        f"{lesson.path}: no executed table headed {lesson.table} (a markdown-exec block printing one)"
+    )
+    sections = h2s(content)
+    assert "What the course code got wrong" in sections, f"{lesson.path}: sections are {sections}"
+    assert sections[-1] == "The model", f"{lesson.path}: the API reference comes last, sections: {sections}"
 
 
 # --- the tests -------------------------------------------------------------------------------------------
@@ -237,3 +311,152 @@ def test_site_loads_nothing_from_other_hosts(site: SiteBuild) -> None:
             if remote(url):
                 offenders.append(f"{css.relative_to(site.site)}: {url}")
     assert not offenders, "the site must work offline, but loads:\n" + "\n".join(offenders)
+
+
+# --- lesson pages: shapes, plots, recorded numbers ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("lesson", LESSON_PAGES, ids=lambda lesson: Path(lesson.path).stem)
+def test_lesson_page_shows_the_plot_of_each_trained_lesson(site: SiteBuild, lesson: LessonPage) -> None:
+    content = article(site.page(lesson.path))
+    sources = images(content)
+    page_dir = (site.site / lesson.path).parent
+    for name in lesson.lessons:
+        if name not in trainable_lessons():
+            continue
+        src = f"../runs/{name}.png"
+        assert src in sources, f"{lesson.path} lacks the plot {src}; its images: {sources}"
+        assert (page_dir / src).resolve().is_file(), f"{src} is not in the built site"
+
+
+@pytest.mark.parametrize("lesson", LESSON_PAGES, ids=lambda lesson: Path(lesson.path).stem)
+def test_lesson_page_quotes_the_recorded_runs(site: SiteBuild, lesson: LessonPage) -> None:
+    content = text(article(site.page(lesson.path)))
+    for name in lesson.lessons:
+        if name not in trainable_lessons():
+            continue
+        run = json.loads((RUNS / f"{name}.json").read_text(encoding="utf-8"))
+        assert f"{run['steps']} steps in {run['seconds']:.2f} s" in content, f"{name}: steps and seconds"
+        assert run["machine"]["cpu"] in content and run["machine"]["torch"] in content, f"{name}: the machine"
+        assert run["target"]["text"] in content
+
+
+def test_shape_lessons_show_their_checks(site: SiteBuild) -> None:
+    for lesson in LESSON_PAGES:
+        if any(name in trainable_lessons() for name in lesson.lessons):
+            continue
+        content = article(site.page(lesson.path))
+        found = [t for t in tables(content) if t and t[0] == CHECKS_HEADER]
+        assert len(found) == 1, f"{lesson.path}: a shape lesson shows its checks"
+        assert found[0][1:] and all(row[1] == "yes" for row in found[0][1:]), found[0]
+        assert "reached=True" in text(content)
+
+
+def test_names_shape_table_shows_the_packed_batch(site: SiteBuild) -> None:
+    # The names page promises that the GRU reads total = 9 + 3 + 6 + 1 rows, no padding.
+    content = article(site.page("lessons/13_1_2_names_classifier.html"))
+    rows = [row for t in tables(content) if t and t[0] == SHAPE_TABLE_HEADER for row in t[1:]]
+    packed = [row for row in rows if row[0] == "self.rnn input"]
+    assert packed and all(row[1] == "PackedSequence" and "total=19" in row[3] for row in packed), packed
+
+
+def test_pack_pad_page_shows_packed_equals_alone(site: SiteBuild) -> None:
+    content = text(article(site.page("lessons/13_4_pack_pad.html")))
+    for n in (5, 2, 7, 1):
+        assert f"length {n}: output equal True, h_n and c_n equal True, zeros after True" in content
+
+
+# --- the recorded runs themselves ---------------------------------------------------------------------------
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+@pytest.mark.parametrize("name", trainable_lessons())
+def test_every_trainable_lesson_has_a_recorded_run_and_plot(name: str) -> None:
+    from rnnshapes import lessons
+
+    path = RUNS / f"{name}.json"
+    assert path.is_file(), (
+        f"record it: python scripts/record_runs.py --lesson {name} && python scripts/plot_runs.py"
+    )
+    run = json.loads(path.read_text(encoding="utf-8"))
+    lesson = lessons.get(name)
+    assert run["lesson"] == name and run["course"] == lesson.course
+    assert run["target"]["text"] == lesson.target.describe()
+    assert run["curve"] and run["curve"][-1]["step"] == run["steps"]
+    assert {"cpu", "cores", "torch", "date"} <= set(run["machine"])
+    png = path.with_suffix(".png")
+    assert png.is_file(), "draw it: python scripts/plot_runs.py"
+    assert png_size(png) == (600, 350)
+    assert png.stat().st_size < 60_000
+
+
+def test_recorded_recipes_are_the_current_ones() -> None:
+    # A recipe changed after its run was recorded: the pages would quote a run of another recipe.
+    import dataclasses
+
+    from rnnshapes import lessons
+
+    stale = []
+    for name in trainable_lessons():
+        run = json.loads((RUNS / f"{name}.json").read_text(encoding="utf-8"))
+        current = json.loads(json.dumps(dataclasses.asdict(lessons.get(name).recipe)))
+        if run["recipe"] != current:
+            stale.append(name)
+    assert not stale, (
+        f"recorded with another recipe: {stale}; re-record with "
+        "python scripts/record_runs.py --lesson NAME && python scripts/plot_runs.py"
+    )
+
+
+def test_benchmarks_page_lists_every_recorded_run(site: SiteBuild) -> None:
+    content = article(site.page("benchmarks.html"))
+    found = [t for t in tables(content) if t and t[0][0] == "lesson"]
+    assert len(found) == 1
+    assert [row[0] for row in found[0][1:]] == trainable_lessons()
+    assert "python scripts/record_runs.py && python scripts/plot_runs.py" in text(content)
+
+
+# --- the error catalogue and the home page ------------------------------------------------------------------
+
+
+def test_error_catalogue_runs_every_hint(site: SiteBuild) -> None:
+    from rnnshapes._messages import HINTS
+
+    content = article(site.page("errors.html"))
+    body = text(content)
+    missing = [key for key in HINTS if f'id="{key}"' not in content or f"[{key}]" not in body]
+    assert not missing, (
+        f"errors.html has no executed example for the hints {missing}: add one to docs/errors.md"
+    )
+    for key, description in HINTS.items():
+        assert description.lower() in body.lower(), f"the description of [{key}] is not shown"
+
+
+def message_kinds() -> list[str]:
+    """The first-line phrases of every ShapeError the core composes ('has the wrong shape', ...)."""
+    pattern = re.compile(r"""(?:head \+ f?"|argument '[^']*' )((?:has|is|holds) [^.{"\\]+)""")
+    root = Path(rnnshapes.__file__).parent
+    kinds = {k.strip().rstrip(",") for f in MESSAGE_SOURCES for k in pattern.findall((root / f).read_text())}
+    assert len(kinds) >= 8, f"the message pattern found only {sorted(kinds)}: has the message format changed?"
+    return sorted(kinds)
+
+
+def test_error_catalogue_shows_every_kind_of_message(site: SiteBuild) -> None:
+    body = text(article(site.page("errors.html")))
+    messages = re.findall(r"ShapeError: [\w.() ]+?: argument '[^']*' ([^.]*)\.", body)
+    missing = [kind for kind in message_kinds() if not any(m.startswith(kind) for m in messages)]
+    assert not missing, f"errors.html shows no executed example of the messages {missing}"
+
+
+def test_home_page_example_is_stopped_by_guard(site: SiteBuild) -> None:
+    body = text(article(site.page("index.html")))
+    assert "plain torch: (10, 3, 4)" in body  # PyTorch ran the wrong call
+    assert "gru (GRU).forward(): argument 'input' has the wrong shape." in body
+    assert "[layout] the module has batch_first=True" in body
+    assert "make run" in body and "make test" in body
