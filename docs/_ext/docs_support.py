@@ -364,6 +364,37 @@ def machines() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- benchmarks ---------------------------------------------------------------------------------------------
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def benchmark_results(folder: Path | None = None) -> str:
+    """Every saved ``benchmarks/results/*.json``, rendered by the benchmarks' own ``render_markdown``.
+
+    Quick (smoke-test) runs are left out: their budgets are too small to compare anything.
+    """
+    folder = folder or BENCHMARKS / "results"
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    runs = [(f, json.loads(f.read_text(encoding="utf-8"))) for f in files]
+    runs = [(f, r) for f, r in runs if not r.get("config", {}).get("quick")]
+    if not runs:
+        return (
+            "No full benchmark run has been saved yet (`benchmarks/results/` holds none), so this page shows "
+            "no figures for it.\n"
+        )
+    import sys
+
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    from run import render_markdown
+
+    parts = []
+    for f, results in runs:
+        parts.append(f"Results file `benchmarks/results/{f.name}`.\n\n{render_markdown(results)}")
+    return "\n".join(parts)
+
+
 # --- the error catalogue -----------------------------------------------------------------------------------
 
 
