@@ -364,6 +364,57 @@ def machines() -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- example files -----------------------------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example(name: str) -> str:
+    """An example file of docs/examples as a fenced code block (tests/docs runs these files)."""
+    path = EXAMPLES / name
+    language = "python" if path.suffix == ".py" else "text"
+    return f"`docs/examples/{name}`:\n\n" + fence(language, path.read_text(encoding="utf-8"))
+
+
+# --- the pytest plugin -------------------------------------------------------------------------------------
+
+
+def plugin_options() -> str:
+    """The plugin's command-line options with their ini twins and defaults, from the plugin itself."""
+    from rnnshapes import pytest_plugin
+
+    rows = [
+        [f"`--rnnshapes-{name}`", f"`rnnshapes_{name}`", f"`{default}`", help_text]
+        for name, (_, default, help_text) in pytest_plugin._OPTIONS.items()
+    ]
+    return table(("option", "ini", "default", "meaning"), rows)
+
+
+def plugin_markers() -> str:
+    from rnnshapes import pytest_plugin
+
+    rows = [[f"`{line.partition(':')[0]}`", line.partition(":")[2].strip()] for line in pytest_plugin.MARKERS]
+    return table(("marker", "meaning"), rows)
+
+
+def plugin_fixtures() -> list[str]:
+    """The names of the fixtures the plugin registers, in the order of its module."""
+    from _pytest.fixtures import FixtureFunctionDefinition
+
+    from rnnshapes import pytest_plugin
+
+    return [
+        name for name, value in vars(pytest_plugin).items() if isinstance(value, FixtureFunctionDefinition)
+    ]
+
+
+def document(names: Iterable[str], module: str, heading_level: int = 3) -> str:
+    """mkdocstrings directives for ``module.name`` of every name (rendered by mkdocstrings afterwards)."""
+    return "\n".join(
+        f"::: {module}.{name}\n    options:\n      heading_level: {heading_level}\n" for name in names
+    )
+
+
 # --- benchmarks ---------------------------------------------------------------------------------------------
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"

@@ -11,7 +11,9 @@ admonition, but only when the title is plain words; and Markdown knows no Sphinx
   joins them into one line);
 - ``:role:`target``` becomes ```target``` (code);
 - any other ``Some title (with punctuation):`` line over an indented block, which the parser would leave as
-  a paragraph followed by a code block, keeps its line and loses the block's indentation.
+  a paragraph followed by a code block, keeps its line and loses the block's indentation;
+- in an ``Args:`` block, an entry that documents several parameters at once (``atol, rtol: tolerance.``)
+  becomes one entry per parameter with the same text (the Google parser knows one name per entry).
 
 Only the docs build uses this (see ``mkdocs.yml``); the docstrings themselves stay torch-style.
 """
@@ -25,6 +27,8 @@ _WHERE = re.compile(r"^(?:[\w ]+,?\s+)?where:\s*$", re.IGNORECASE)
 # What Griffe's Google parser accepts as an admonition title (see griffe's _RE_ADMONITION).
 _ADMONITION = re.compile(r"^[\w][\s\w-]*:(\s+[^\s].*)?\s*$")
 _OTHER_HEADER = re.compile(r"^\S.*:\s*$")
+_ARGS = re.compile(r"^(Args|Arguments|Parameters|Params):\s*$")
+_GROUPED = re.compile(r"^(?P<names>\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)+)(?P<type>\s*\([^)]*\))?:(?P<text>.*)$")
 _ROLE = re.compile(r":(?:py:)?(?:meth|func|class|attr|mod|data|obj|exc|const|math):`~?([^`]+)`")
 
 
@@ -45,6 +49,32 @@ def _block_end(lines: list[str], start: int) -> int:
     return end
 
 
+def _split_grouped_args(block: list[str]) -> list[str]:
+    """One entry per parameter for ``a, b: text`` entries of an Args block (continuation lines repeated)."""
+    indents = [_indent(line) for line in block if line.strip()]
+    if not indents:
+        return block
+    base = min(indents)
+    out: list[str] = []
+    i = 0
+    while i < len(block):
+        line = block[i]
+        grouped = _GROUPED.match(line[base:]) if line.strip() and _indent(line) == base else None
+        end = i + 1
+        while end < len(block) and (not block[end].strip() or _indent(block[end]) > base):
+            end += 1
+        if grouped is None:
+            out += block[i:end]
+        else:
+            rest = block[i + 1 : end]
+            kind = grouped.group("type") or ""
+            for name in grouped.group("names").split(","):
+                out.append(f"{' ' * base}{name.strip()}{kind}:{grouped.group('text')}")
+                out += rest
+        i = end
+    return out
+
+
 def torch_to_google(docstring: str) -> str:
     """Rewrite the torch-style parts of a (dedented) docstring into what the Google parser renders well."""
     lines = _ROLE.sub(r"`\1`", docstring).split("\n")
@@ -58,6 +88,12 @@ def torch_to_google(docstring: str) -> str:
             what = section.group("what")
             out.append(f"{section.group('kind')} of {what}:" if what else f"{section.group('kind')}:")
             i += 1
+            continue
+        if _ARGS.match(line) and has_block:
+            end = _block_end(lines, i + 1)
+            out.append(line)
+            out += _split_grouped_args(lines[i + 1 : end])
+            i = end
             continue
         if _WHERE.match(line) and has_block:
             out.append("where:")

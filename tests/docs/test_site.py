@@ -416,7 +416,7 @@ def test_recorded_recipes_are_the_current_ones() -> None:
 
 def test_benchmarks_page_lists_every_recorded_run(site: SiteBuild) -> None:
     content = article(site.page("benchmarks.html"))
-    found = [t for t in tables(content) if t and t[0][0] == "lesson"]
+    found = [t for t in tables(content) if t and t[0][:4] == ["lesson", "course", "target", "reached at"]]
     assert len(found) == 1
     assert [row[0] for row in found[0][1:]] == trainable_lessons()
     assert "python scripts/record_runs.py && python scripts/plot_runs.py" in text(content)
@@ -460,3 +460,27 @@ def test_home_page_example_is_stopped_by_guard(site: SiteBuild) -> None:
     assert "gru (GRU).forward(): argument 'input' has the wrong shape." in body
     assert "[layout] the module has batch_first=True" in body
     assert "make run" in body and "make test" in body
+
+
+def test_plugin_page_shows_the_example_and_a_real_failure(site: SiteBuild) -> None:
+    body = text(article(site.page("pytest-plugin.html")))
+    example = (RUNS.parent / "examples" / "test_tagger.py").read_text(encoding="utf-8")
+    assert "".join(example.split()) in "".join(body.split()), "the example file is shown whole"
+    assert "batch independence failed: an example's output depends on OTHER examples' inputs." in body
+    assert "examples whose output is clean: [0]" in body
+
+
+def test_plugin_page_documents_every_fixture_option_and_check(site: SiteBuild) -> None:
+    from _pytest.fixtures import FixtureFunctionDefinition
+
+    import rnnshapes.testing
+    from rnnshapes import pytest_plugin
+
+    content = article(site.page("pytest-plugin.html"))
+    fixtures = [n for n, v in vars(pytest_plugin).items() if isinstance(v, FixtureFunctionDefinition)]
+    assert "rnn_checks" in fixtures and "rnn_device" in fixtures
+    missing = [n for n in fixtures if f'id="rnnshapes.pytest_plugin.{n}"' not in content]
+    missing += [n for n in rnnshapes.testing.__all__ if f'id="rnnshapes.testing.{n}"' not in content]
+    assert not missing, f"pytest-plugin.html lacks {missing}"
+    body = text(content)
+    assert all(f"--rnnshapes-{name}" in body for name in pytest_plugin._OPTIONS)

@@ -90,3 +90,29 @@ def test_google_sections_and_plain_text_are_left_alone() -> None:
     assert torch_to_google(google) == google
     kinds = [s.kind.value for s in parse(torch_to_google(TORCH_STYLE))]
     assert kinds.count("parameters") == 1
+
+
+def test_grouped_args_become_one_entry_each() -> None:
+    doc = textwrap.dedent(
+        """\
+        Compare.
+
+        Args:
+            model: the model.
+            atol, rtol: tolerance, absolute and
+                relative.
+            call, output (callable): as in ``check``.
+            seed: the seed.
+        """
+    )
+    out = torch_to_google(doc)
+    params = next(s for s in parse(out) if s.kind.value == "parameters").value
+    assert [p.name for p in params] == ["model", "atol", "rtol", "call", "output", "seed"]
+    by_name = {p.name: p for p in params}
+    assert by_name["rtol"].description == "tolerance, absolute and\nrelative."
+    assert by_name["output"].annotation == "callable"
+
+
+def test_a_comma_inside_an_entry_text_is_not_a_group() -> None:
+    doc = "Summary.\n\nArgs:\n    x: a, b: not names.\n"
+    assert torch_to_google(doc) == doc
