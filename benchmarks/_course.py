@@ -25,6 +25,7 @@ import csv
 import gzip
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from rnnshapes import lessons
 from rnnshapes.data import CharVocab, find_data_file, load_shakespeare, shakespeare_lines, split_train_val
 
 IDX2CHAR = ["h", "i", "e", "l", "o"]
@@ -329,42 +331,77 @@ class CharRNN13_3(nn.Module):
     def init_hidden(self, device: torch.device) -> Tensor:
         return torch.zeros(self.n_layers, 1, self.hidden_size, device=device)
 
-    def teacher_forced_loss(self, windows: Tensor) -> Tensor:
-        """Mean cross-entropy (nats/char) predicting ``windows[:, 1:]`` from ``windows[:, :-1]`` (ASCII codes).
 
-        The whole batch through the GRU in one call: the same numbers as feeding each window one character
-        per call from a zero hidden state, as the course's ``train_teacher_forching`` does.
-        """
-        inputs, targets = windows[:, :-1].t(), windows[:, 1:].t()  # (time, batch)
-        hidden = torch.zeros(self.n_layers, inputs.size(1), self.hidden_size, device=windows.device)
-        output, _ = self.gru(self.embedding(inputs), hidden)
-        logits = self.linear(output)  # (time, batch, 128)
-        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+class CourseCharAsLesson(nn.Module):
+    """The course's char-RNN behind the ``char-rnn`` lesson's model interface, so that the lesson's own
+    evaluation scores it: ``(x, hidden) -> (logits, hidden)``, batch first, x in the lesson's vocabulary.
+
+    The course predicts 128 ASCII classes; the logits returned are its log-probabilities of the lesson's V
+    symbols plus one column holding the log of everything else (they sum to 1), so a cross-entropy over them
+    is exactly the course's 128-way cross-entropy of the same characters (no renormalisation over V).
+    The whole batch runs through the GRU in one call per chunk: the same numbers as feeding one character
+    per call from the carried hidden state, as the course's ``train_teacher_forching`` does.
+    """
+
+    def __init__(self, decoder: CharRNN13_3, alphabet: str) -> None:
+        super().__init__()
+        self.decoder = decoder
+        codes = torch.tensor([ord(c) for c in alphabet])
+        rest = torch.ones(128, dtype=torch.bool)
+        rest[codes] = False
+        self.register_buffer("codes", codes)
+        self.register_buffer("rest", rest)
+
+    def forward(self, x: Tensor, hidden: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        inputs = self.codes[x].t()  # (time, batch) ASCII codes, sequence first like the course's GRU
+        if hidden is None:
+            hidden = torch.zeros(
+                self.decoder.n_layers, inputs.size(1), self.decoder.hidden_size, device=x.device
+            )
+        output, hidden = self.decoder.gru(self.decoder.embedding(inputs), hidden)
+        logp = torch.log_softmax(self.decoder.linear(output), dim=-1)  # (time, batch, 128)
+        other = torch.logsumexp(logp[..., self.rest], dim=-1, keepdim=True)
+        return torch.cat([logp[..., self.codes], other], dim=-1).transpose(0, 1), hidden  # (batch, time, V+1)
+
+
+class FrequencyModel(nn.Module):
+    """A model that knows only how often each symbol occurs: the same log-probabilities at every step."""
+
+    def __init__(self, train_ids: Tensor, vocab_size: int) -> None:
+        super().__init__()
+        counts = torch.bincount(train_ids, minlength=vocab_size).double()
+        self.register_buffer("logp", (counts / counts.sum()).log().float())
+
+    def forward(self, x: Tensor, hidden: Any = None) -> tuple[Tensor, Any]:
+        return self.logp.to(x.device).expand(*x.shape, -1), hidden
 
 
 def str2tensor(string: str, device: torch.device) -> Tensor:
     return torch.LongTensor([ord(c) for c in string]).to(device)
 
 
-def validation_windows(length: int = 64, count: int = 256) -> tuple[Tensor, CharVocab, Tensor]:
-    """The held-out windows of the char-rnn lesson: ``count`` evenly spaced windows of ``length + 1`` symbols
-    of the last 10% of the lower-cased, spaces-removed Shakespeare, as the lesson's vocabulary indices.
-
-    Returns ``(windows, vocab, train_ids)`` (the training part, for the unigram baseline).
-    """
+def held_out_split() -> tuple[CharVocab, Tensor, Tensor]:
+    """The char-rnn lesson's text cut as the lesson cuts it: the lower-cased, spaces-removed Shakespeare,
+    its vocabulary, the first 90% (training) and the last 10% (held out), as vocabulary indices."""
     text = load_shakespeare(lower=True, remove_spaces=True)
     vocab = CharVocab.from_text(text)
     train_ids, val_ids = split_train_val(vocab.encode(text), 0.1)
-    starts = torch.linspace(0, len(val_ids) - length - 2, count).long()
-    return val_ids[starts[:, None] + torch.arange(length + 1)], vocab, train_ids
+    return vocab, train_ids, val_ids
 
 
-def unigram_loss(train_ids: Tensor, windows: Tensor, vocab_size: int) -> float:
-    """Cross-entropy (nats/char) of the windows' targets under the training text's character frequencies:
-    what a model that learns only the frequencies of the characters scores."""
-    counts = torch.bincount(train_ids, minlength=vocab_size).double()
-    logp = (counts / counts.sum()).log()
-    return float(-logp[windows[:, 1:].flatten()].mean())
+def lesson_evaluator(device: str | torch.device = "cpu") -> Callable[[nn.Module], float]:
+    """The ``char-rnn`` lesson's own evaluation (its held-out loss, nats/char) for any model with its
+    interface, run in eval mode without gradients."""
+    lesson = lessons.get("char-rnn")
+    assert lesson.build_task is not None
+    task = lesson.build_task(lesson, torch.device(device), torch.Generator().manual_seed(0))
+
+    def evaluate(model: nn.Module) -> float:
+        model.eval()
+        with torch.no_grad():
+            return float(task.evaluate(model)["loss"])
+
+    return evaluate
 
 
 @dataclass
@@ -373,22 +410,15 @@ class CharRun:
     lines: int
     characters: int  # predicted characters (the sum of len(line) - 1)
     mean_train_loss: float  # over the last 100 lines
-    eval_loss: float  # teacher-forced, on the lesson's held-out windows
+    decoder: CharRNN13_3 = field(repr=False)
 
     @property
     def ms_per_char(self) -> float:
         return 1000 * self.seconds / max(self.characters, 1)
 
 
-def char_course(
-    seconds: float,
-    windows: Tensor,
-    vocab: CharVocab,
-    *,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> CharRun:
-    """Train the course's 13_3 char-RNN for ``seconds`` of wall clock, then score it on ``windows``.
+def char_course(seconds: float, *, seed: int = 0, device: str | torch.device = "cpu") -> CharRun:
+    """Train the course's 13_3 char-RNN for ``seconds`` of wall clock.
 
     Training as the course's ``train(line)``: shuffled lines (batch 1), each character's input is the
     previous step's argmax prediction, the losses summed over the line, one Adam step per line.
@@ -427,9 +457,5 @@ def char_course(
                 break
     _sync(dev)
     elapsed = time.perf_counter() - start
-    ascii_codes = torch.tensor([ord(s) for s in vocab.itos])
-    decoder.eval()
-    with torch.no_grad():
-        eval_loss = float(decoder.teacher_forced_loss(ascii_codes[windows].to(dev)))
     mean_loss = sum(recent) / len(recent) if recent else math.nan
-    return CharRun(elapsed, lines, characters, mean_loss, eval_loss)
+    return CharRun(elapsed, lines, characters, mean_loss, decoder)

@@ -6,6 +6,7 @@ course re-implementations keep the course's defining traits, and that ``render_m
 into well-formed tables.
 """
 
+import copy
 import datetime
 import json
 import re
@@ -114,7 +115,7 @@ def test_char_throughput_and_ratios_follow_from_the_raw_counts(results: dict) ->
     # a model that knows the character frequencies beats uniform guessing over the 38 symbols
     assert 0 < held["unigram_loss"] < held["uniform_loss"]
     assert held["uniform_loss"] == pytest.approx(float(torch.tensor(38.0).log()), abs=1e-4)
-    assert held["windows"] == 256 and held["length"] == recipe.extra["length"]
+    assert held["symbols"] == 38 and held["characters"] > 90_000
     assert course["eval_loss"] > 0
 
 
@@ -166,6 +167,22 @@ def test_render_markdown_shows_only_the_sections_it_has(results: dict) -> None:
     assert '### "hihell" -> "ihello"' in md
     assert "Names (13_2)" not in md and "Char-RNN" not in md and "shape checks" not in md
     assert len(_tables(md)) == 2
+
+
+def test_ratio_is_marked_a_lower_bound_when_ours_met_the_goal_at_its_first_evaluation(results: dict) -> None:
+    char = copy.deepcopy(results["sections"]["char"])
+    course_loss = char["course"]["eval_loss"]
+    char["ratios"]["time_to_course_loss"] = 2.5
+    document = {**results, "sections": {"char": char}, "lessons": []}
+    for first_loss, marked in [(course_loss - 0.5, True), (course_loss + 0.5, False)]:
+        char["ours"]["curve"] = [
+            {"step": 50, "seconds": 1.0, "train_loss": 3.0, "loss": first_loss},
+            {"step": 100, "seconds": 2.0, "train_loss": 2.0, "loss": course_loss - 1.0},
+        ]
+        row = next(
+            line for line in bench_run.render_markdown(document).splitlines() if "time to the course" in line
+        )
+        assert row.rstrip(" |").endswith("≥2.5x" if marked else "| 2.5x"), row
 
 
 def test_command_line_writes_the_json_and_prints_its_tables(tmp_path, capsys) -> None:
@@ -223,15 +240,33 @@ def test_course_names_classifier_reads_only_the_backward_direction() -> None:
     torch.testing.assert_close(model(inputs, lengths), before)
 
 
-def test_course_char_windows_are_the_lessons_held_out_text() -> None:
-    lesson = lessons.get("char-rnn")
-    assert lesson.recipe is not None and lesson.build_task is not None
-    windows, vocab, _ = _course.validation_windows(lesson.recipe.extra["length"])
+def test_course_char_model_is_scored_with_its_own_128_way_loss() -> None:
+    vocab, _, val_ids = _course.held_out_split()
     torch.manual_seed(0)
-    task = lesson.build_task(lesson, torch.device("cpu"), torch.Generator().manual_seed(0))
-    task.model.eval()
+    decoder = _course.CharRNN13_3()
+    adapter = _course.CourseCharAsLesson(decoder, "".join(vocab.itos))
+    text = vocab.decode(val_ids[:41])
     with torch.no_grad():
-        logits, _ = task.model(windows[:, :-1])
-        mine = torch.nn.functional.cross_entropy(logits.flatten(0, 1), windows[:, 1:].flatten())
-        assert task.evaluate(task.model)["loss"] == pytest.approx(float(mine), abs=1e-4)
-    assert "".join(vocab.itos) == lesson.recipe.model["alphabet"]
+        # the course's way: one character per call from a zero hidden state, 128 ASCII classes
+        hidden, losses = decoder.init_hidden(torch.device("cpu")), []
+        for c, nxt in zip(text[:-1], text[1:], strict=True):
+            output, hidden = decoder(torch.tensor([ord(c)]), hidden)
+            losses.append(torch.nn.functional.cross_entropy(output, torch.tensor([ord(nxt)])))
+        course = torch.stack(losses).mean()
+        # the lesson's way: batch first, lesson indices, two chunks with the hidden state carried
+        x, y = val_ids[None, :40], val_ids[None, 1:41]
+        first, h = adapter(x[:, :25])
+        second, _ = adapter(x[:, 25:], h)
+        logits = torch.cat([first, second], dim=1)  # (batch=1, time=40, symbols + "anything else")
+    assert logits.shape == (1, 40, len(vocab) + 1)
+    torch.testing.assert_close(logits.exp().sum(-1), torch.ones(1, 40))  # no renormalisation over 38 symbols
+    torch.testing.assert_close(torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()), course)
+
+
+def test_frequency_model_predicts_the_training_text_frequencies() -> None:
+    vocab, train_ids, _ = _course.held_out_split()
+    model = _course.FrequencyModel(train_ids, len(vocab))
+    logits, hidden = model(torch.zeros(2, 3, dtype=torch.long), "carried")
+    assert logits.shape == (2, 3, len(vocab)) and hidden == "carried"
+    counts = torch.bincount(train_ids, minlength=len(vocab)).float()
+    torch.testing.assert_close(logits[1, 2].softmax(-1), counts / counts.sum())
