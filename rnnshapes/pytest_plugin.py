@@ -399,8 +399,8 @@ def make_record(
     device: str | None = None,
     steps: int | None = None,
     seconds: float | None = None,
-    metric: float | None = None,
-    target: float | None = None,
+    metric: float | str | None = None,
+    target: float | str | None = None,
     reached: bool | None = None,
     mode: str | None = None,
     curve: list[float] | None = None,
@@ -641,14 +641,8 @@ def rnn_checks(request: pytest.FixtureRequest, rnn_seed: int) -> RnnChecks:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# LESSON TRAINING FIXTURES: to be added here by the lessons/training engineer.
-#
-# Plan: session-scoped fixtures that train a lesson (from rnnshapes.lessons) once per device and cache it for the
-# run, e.g. ``rnn_lesson(name)`` / ``trained_lesson``. They should:
-#   * import torch and rnnshapes.lessons inside the fixture body only (this module must stay torch-free);
-#   * take the device from ``rnn_device`` (session-scoped, parametrised), the seed from ``settings(config).seed``,
-#     the thread count from ``settings(config).threads``, and scale step/time budgets with
-#     ``settings(config).budget.scale_steps`` / ``scale_seconds``;
-#   * record each training with ``record_training(request, make_record(result, device=...))`` (from a
-#     session-scoped fixture the record travels with the next test report) so it appears in the end-of-run table.
-# ---------------------------------------------------------------------------------------------------------------
+# Lesson training fixtures (their own module: the one part that trains; torch-free at import like this one)
+
+from ._pytest_lessons import TrainedLesson as TrainedLesson  # noqa: E402
+from ._pytest_lessons import rnn_lesson as rnn_lesson  # noqa: E402
+from ._pytest_lessons import rnn_lesson_dir as rnn_lesson_dir  # noqa: E402

@@ -140,6 +140,14 @@ class Lesson:
             stop_at_target=stop_at_target,
         )
 
+    def evaluate(self, model: nn.Module, device: str | torch.device = "cpu") -> dict[str, Any]:
+        """Evaluate a model of this lesson afresh on its evaluation data (eval mode, no gradients)."""
+        assert self.build_task is not None, f"{self.name} is a shape lesson: nothing to evaluate"
+        task = self.build_task(self, torch.device(device), torch.Generator().manual_seed(0))
+        model.eval()
+        with torch.no_grad():
+            return task.evaluate(model)
+
     def _run_shape_lesson(self, dev: torch.device, seed: int, threads: int | None) -> TrainResult:
         import time
 

@@ -144,10 +144,11 @@ def char_task(lesson: "Lesson", device: torch.device, generator: torch.Generator
     model = lesson.build_model().to(device)
     n, length = lesson.recipe.batch_size, lesson.recipe.extra["length"]
     offsets = torch.arange(length + 1, device=device)  # (time+1,)
-    # a fixed validation set: evenly spaced windows of the held-out text
-    val_count = lesson.recipe.extra.get("val_windows", 256)
-    val_starts = torch.linspace(0, len(val_ids) - length - 2, val_count, device=device).long()
-    val = val_ids[val_starts[:, None] + offsets]  # (val_windows, time+1)
+    # validation: the whole held-out text read as `streams` parallel streams, the hidden state carried along
+    streams, chunk = lesson.recipe.extra.get("val_streams", 64), 256
+    steps = (len(val_ids) - 1) // streams
+    val_x = val_ids[: steps * streams].view(streams, steps)  # (batch=streams, time=steps)
+    val_y = val_ids[1 : steps * streams + 1].view(streams, steps)  # one step ahead
 
     def batches() -> Iterator[Tensor]:
         while True:
@@ -160,7 +161,13 @@ def char_task(lesson: "Lesson", device: torch.device, generator: torch.Generator
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # (batch*time, vocab)
 
     def evaluate(m: nn.Module) -> dict[str, Any]:
-        return {"loss": round(float(loss_fn(m, val)), 4)}
+        total, hidden = torch.zeros((), device=device), None
+        for start in range(0, steps, chunk):
+            logits, hidden = m(val_x[:, start : start + chunk], hidden)  # (streams, chunk, vocab)
+            total += F.cross_entropy(
+                logits.flatten(0, 1), val_y[:, start : start + chunk].flatten(), reduction="sum"
+            )
+        return {"loss": round(float(total) / (steps * streams), 4)}  # nats per character
 
     return _task(model, batches(), loss_fn, evaluate)
 

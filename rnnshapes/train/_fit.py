@@ -50,15 +50,23 @@ class Target:
 
 @dataclass(frozen=True)
 class Budget:
-    """How far ``fit`` may go: at most ``max_steps`` optimizer steps and ``max_seconds`` of wall clock."""
+    """How far ``fit`` may go, and how often it looks.
+
+    At most ``max_steps`` optimizer steps and ``max_seconds`` of wall clock (a safety net: a convergence
+    test relies on the step budget, which a seeded CPU run meets identically on any machine load). The
+    model is evaluated every ``eval_every`` steps from step ``eval_from`` on, and at the last step.
+    """
 
     max_steps: int
     max_seconds: float = float("inf")
     eval_every: int = 1
+    eval_from: int = 0
 
     def scaled(self, factor: float) -> "Budget":
         """The same budget with steps and seconds multiplied by ``factor`` (for slower machines)."""
-        return Budget(max(1, int(self.max_steps * factor)), self.max_seconds * factor, self.eval_every)
+        return Budget(
+            max(1, int(self.max_steps * factor)), self.max_seconds * factor, self.eval_every, self.eval_from
+        )
 
 
 @dataclass
@@ -183,7 +191,7 @@ def fit(
             pending.append(loss.detach())
             elapsed = time.perf_counter() - start
             last = step == budget.max_steps or elapsed > budget.max_seconds
-            if step % budget.eval_every == 0 or last:
+            if (step >= budget.eval_from and step % budget.eval_every == 0) or last:
                 losses = torch.stack(pending).float().cpu()
                 pending.clear()
                 if not torch.isfinite(losses).all():
