@@ -1,6 +1,7 @@
 """Plot every docs/runs/<lesson>.json (written by scripts/record_runs.py) into docs/runs/<lesson>.png.
 
-One small figure per lesson (600 x 350 pixels): the mean training loss between evaluations against the step,
+One small figure per lesson (600 x 350 pixels): the mean training loss between evaluations against the step
+(flat over the steps each mean covers),
 and the lesson's target metric with its goal drawn as a dashed line. A text target (the hello lessons'
 "ihello") is plotted as the number of characters that already match it. Validation loss, the char-RNN's
 metric, shares the loss axis; any other metric gets an axis of its own on the right.
@@ -54,7 +55,15 @@ def plot(run: dict[str, Any], out: Path) -> None:
     losses = [p["train_loss"] for p in run["curve"]]
     values, goal, label = metric_series(run)
     fig, ax = plt.subplots(figsize=SIZE, dpi=DPI, layout="constrained")
-    ax.plot(steps, losses, color=LOSS_COLOR, lw=1.4, label="training loss")
+    # each point is the mean loss since the previous evaluation: drawn flat over the steps it averages
+    ax.plot(
+        [0, *steps],
+        [losses[0], *losses],
+        color=LOSS_COLOR,
+        lw=1.4,
+        drawstyle="steps-pre",
+        label="training loss (mean between evaluations)",
+    )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
