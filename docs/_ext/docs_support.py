@@ -288,7 +288,8 @@ def _budget(run: dict[str, Any]) -> str:
     b = run["budget"]
     limit = f"{b['max_steps']} steps" + (f" or {b['max_seconds']:g} s" if b["max_seconds"] else "")
     every = "every step" if b["eval_every"] == 1 else f"every {b['eval_every']} steps"
-    return f"{limit}, evaluated {every}"
+    start = f" from step {b['eval_from']} on" if b.get("eval_from") else ""
+    return f"{limit}, evaluated {every}{start} and at the last step"
 
 
 def run_figures(lesson: str, prefix: str = "../") -> str:

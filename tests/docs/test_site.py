@@ -396,7 +396,7 @@ def test_every_trainable_lesson_has_a_recorded_run_and_plot(name: str) -> None:
     assert png.stat().st_size < 60_000
 
 
-def test_recorded_recipes_are_the_current_ones() -> None:
+def test_recorded_runs_are_of_the_current_recipes() -> None:
     # A recipe changed after its run was recorded: the pages would quote a run of another recipe.
     import dataclasses
 
@@ -404,12 +404,20 @@ def test_recorded_recipes_are_the_current_ones() -> None:
 
     stale = []
     for name in trainable_lessons():
+        lesson = lessons.get(name)
         run = json.loads((RUNS / f"{name}.json").read_text(encoding="utf-8"))
-        current = json.loads(json.dumps(dataclasses.asdict(lessons.get(name).recipe)))
-        if run["recipe"] != current:
+        recipe = json.loads(json.dumps(dataclasses.asdict(lesson.recipe)))
+        budget = dataclasses.asdict(lesson.budget)
+        if budget["max_seconds"] == float("inf"):
+            budget["max_seconds"] = None
+        if (run["recipe"], run["budget"], run["target"]["text"]) != (
+            recipe,
+            budget,
+            lesson.target.describe(),
+        ):
             stale.append(name)
     assert not stale, (
-        f"recorded with another recipe: {stale}; re-record with "
+        f"recorded with another recipe, budget or target: {stale}; re-record with "
         "python scripts/record_runs.py --lesson NAME && python scripts/plot_runs.py"
     )
 
