@@ -12,8 +12,9 @@ SHAKESPEARE_ALPHABET = "\n!$&',-.3:;?abcdefghijklmnopqrstuvwxyz"
 ALL_CHECKS = Target("checks", "all passed", "equal")
 IHELLO = Target("text", "ihello", "equal")
 
-_HELLO = Recipe(model={"input": 5, "hidden": 8, "classes": 5}, lr=0.1)
-_HELLO_EMBEDDING = Recipe(model={"vocab": 5, "embed": 8, "hidden": 8, "classes": 5}, lr=0.1)
+# measured over seeds 0-99: one-hot H=16 solves every seed in <= 6 steps, embedding E=8 H=16 in <= 4
+_HELLO = Recipe(model={"input": 5, "hidden": 16, "classes": 5}, lr=0.1)
+_HELLO_EMBEDDING = Recipe(model={"vocab": 5, "embed": 8, "hidden": 16, "classes": 5}, lr=0.1)
 
 LESSONS: dict[str, Lesson] = {
     lesson.name: lesson
@@ -37,7 +38,7 @@ LESSONS: dict[str, Lesson] = {
             HelloRNN,
             _HELLO,
             IHELLO,
-            Budget(max_steps=200),
+            Budget(max_steps=50),
             build_task=hello_task,
         ),
         Lesson(
@@ -48,7 +49,7 @@ LESSONS: dict[str, Lesson] = {
             HelloRNN,
             _HELLO,
             IHELLO,
-            Budget(max_steps=200),
+            Budget(max_steps=50),
             build_task=hello_task,
         ),
         Lesson(
@@ -59,7 +60,7 @@ LESSONS: dict[str, Lesson] = {
             HelloEmbedding,
             _HELLO_EMBEDDING,
             IHELLO,
-            Budget(max_steps=200),
+            Budget(max_steps=50),
             build_task=hello_task,
         ),
         Lesson(

@@ -1,0 +1,94 @@
+"""The rnnshapes command: one clear line and a non-zero exit for bad input, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from rnnshapes import lessons
+from rnnshapes.cli import main
+
+
+def test_lessons_lists_every_lesson_with_its_target(capsys):
+    assert main(["lessons"]) == 0
+    out = capsys.readouterr().out
+    for name in lessons.names():
+        assert name in out
+    assert "accuracy >= 0.85" in out and "loss <= 2" in out
+
+
+def test_train_one_lesson_prints_the_table(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNSHAPES_CHECKPOINTS", str(tmp_path))
+    assert main(["train", "hello-sequence", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "hello-sequence  cpu" in out and "text=ihello" in out and out.rstrip().endswith("yes")
+    assert list(tmp_path.glob("hello-sequence-*.pt")), "a trained lesson is checkpointed"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "nope"], "rnnshapes train: error: no lesson 'nope'; known lessons: cell-basics"),
+        (["train", "--seed", "x"], "argument --seed: expected a whole number, got 'x'"),
+        (["train", "names", "--threads", "0"], "argument --threads: expected a number >= 1, got 0"),
+        (["generate", "--prime", "x", "--temperature", "-1"], "expected a temperature between 0 and 10"),
+        (["train", "names", "--device", "cuda"], "--device cuda, but torch.cuda.is_available() is False"),
+        (["train", "hello-step", "--nproc", "2"], "--nproc trains the names lesson only"),
+    ],
+)
+def test_bad_arguments_one_line_exit_2(argv, message, capsys):
+    if "cuda" in argv:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA: the error under test cannot happen")
+    with pytest.raises(SystemExit) as info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_data_is_one_clear_error_not_a_traceback(tmp_path):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RNNSHAPES_DATA": str(tmp_path / "empty"),
+        "RNNSHAPES_CACHE": str(tmp_path / "cache"),
+        "RNNSHAPES_OFFLINE": "1",
+    }
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnshapes.cli", "train", "names", "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert first.startswith("rnnshapes train: error:") and "names_train.csv.gz" in first
+    assert "RNNSHAPES_DATA" in proc.stderr
+
+
+def test_predict_uses_the_trained_names_model(rnn_lesson, rnn_lesson_dir, monkeypatch, capsys):
+    rnn_lesson("names").assert_reached()  # trained once per run; predict then loads its checkpoint
+    monkeypatch.setenv("RNNSHAPES_CHECKPOINTS", str(rnn_lesson_dir))
+    assert main(["predict", "Nakamura", "Dostoevsky", "Jürgen", "--top", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Nakamura: Japanese ")
+    assert lines[1].startswith("Dostoevsky: Russian ")
+    assert lines[2].startswith("Jürgen: ") and lines[2].count("%") == 2  # normalised to Jurgen, two guesses
+
+
+def test_generate_uses_the_trained_char_rnn(rnn_lesson, rnn_lesson_dir, monkeypatch, capsys):
+    rnn_lesson("char-rnn").assert_reached()
+    monkeypatch.setenv("RNNSHAPES_CHECKPOINTS", str(rnn_lesson_dir))
+    assert main(["generate", "--prime", "Romeo:", "--length", "60", "--temperature", "0"]) == 0
+    text = capsys.readouterr().out.rstrip("\n")
+    assert text.startswith("romeo:") and len(text) == len("romeo:") + 60
+    assert main(["generate", "--prime", "Romeo:", "--length", "60", "--temperature", "0"]) == 0
+    assert capsys.readouterr().out.rstrip("\n") == text, "greedy generation is deterministic"
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main(["generate", "--prime", "héllo"]))
+    assert info.value.code == 2
+    assert "unknown: ['é']" in capsys.readouterr().err

@@ -1,0 +1,20 @@
+"""DistributedDataParallel: 2 CPU processes (gloo on 127.0.0.1) end with identical weights, target met."""
+
+import json
+
+from rnnshapes import lessons
+from rnnshapes.distributed import launch
+
+
+def test_two_ranks_reach_the_target_with_identical_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNSHAPES_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    # names-basic: the names task and NamesClassifier of lesson 13_1 (the 13_2 recipe is the same code, 2x longer)
+    assert launch(2, lesson="names-basic", out=tmp_path / "ranks") == 0
+    ranks = [json.loads((tmp_path / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert {r["world"] for r in ranks} == {2} and {r["backend"] for r in ranks} == {"gloo"}
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert all(r["reached"] for r in ranks)
+    assert ranks[0]["steps"] == ranks[1]["steps"]
+    assert ranks[0]["value"] >= lessons.get("names-basic").target.goal
+    saved = list((tmp_path / "checkpoints").glob("names-basic-*.pt"))
+    assert len(saved) == 1, "rank 0 alone writes the checkpoint"
