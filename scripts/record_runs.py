@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "docs" / "runs"
 SEED = 0
 THREADS = 1
-FORMAT = 1  # bump when the JSON layout changes (docs/_ext/runs.py reads it)
+FORMAT = 1  # bump when the JSON layout changes (docs/_ext/docs_support.py reads it)
 
 
 def cpu_model() -> str:

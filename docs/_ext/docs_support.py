@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 RECORD_COMMAND = "python scripts/record_runs.py && python scripts/plot_runs.py"
+RUN_FORMAT = 1  # scripts/record_runs.py's FORMAT
 
 
 # --- Markdown ----------------------------------------------------------------------------------------------
@@ -260,7 +261,10 @@ def load_run(lesson: str) -> dict[str, Any]:
     path = RUNS / f"{lesson}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: record it with `{RECORD_COMMAND}`")
-    return json.loads(path.read_text(encoding="utf-8"))
+    run = json.loads(path.read_text(encoding="utf-8"))
+    if run.get("format") != RUN_FORMAT:
+        raise ValueError(f"{path} has format {run.get('format')!r}, not {RUN_FORMAT}: record it again")
+    return run
 
 
 def _value(metric: str, value: Any) -> str:
