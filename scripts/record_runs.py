@@ -1,7 +1,7 @@
 """Record one training run of every trainable lesson into docs/runs/<lesson>.json, for the docs' lesson pages.
 
 Each lesson is trained once, seed 0, on the CPU with one torch thread (what the lesson budgets are measured
-for). The hello lessons (a 200-step budget with no wall-clock limit, about a second) train their whole
+for). The hello lessons (a short step budget with no wall-clock limit, under a second) train their whole
 budget, so that their curve also shows what happens after the target is met; the others stop at their
 target. The JSON holds what the docs quote: the recipe, the target, whether and when it was reached, every
 evaluation point of the curve, and the machine it ran on. The docs build only reads these files (it never

@@ -1,6 +1,6 @@
 """scripts/record_runs.py and scripts/plot_runs.py: one real (tiny) lesson recorded, plotted, and read back.
 
-The hello lessons train 200 tiny steps in about a second, so the whole path runs here for real.
+The hello lessons train a few dozen tiny steps in well under a second, so the whole path runs here for real.
 """
 
 import importlib.util
