@@ -57,7 +57,7 @@ def load_checkpoint(
     path: str | os.PathLike[str],
     *,
     expect_class: str | None = None,
-    expect_config: dict[str, Any] | None = None,
+    expect_config: dict[str, Any] | None = None,  # every key given must match the saved config
     map_location: str | torch.device = "cpu",
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Load a checkpoint written by ``save_checkpoint``: ``(model, meta)``, the model in eval mode.
@@ -90,8 +90,8 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path} holds a {cls_name}, not a {expect_class}: delete it or pick the right file"
         )
-    if expect_config is not None and config != expect_config:
-        diff = {k: (config.get(k), v) for k, v in expect_config.items() if config.get(k) != v}
+    diff = {k: (config.get(k), v) for k, v in (expect_config or {}).items() if config.get(k) != v}
+    if diff:  # every key the caller names must match (the model may hold more, at their defaults)
         raise CheckpointError(
             f"{path} was saved with another configuration (saved vs expected: {diff}); delete it and train again"
         )

@@ -1,0 +1,64 @@
+"""Checkpoints: atomic writes, weights_only reads, clear errors for corrupt or mismatched files."""
+
+import pickle
+
+import pytest
+import torch
+
+from rnnshapes import CheckpointError
+from rnnshapes.models import HelloRNN, NamesClassifier
+from rnnshapes.train import load_checkpoint, save_checkpoint
+
+
+def test_round_trip_rebuilds_the_same_model(tmp_path):
+    model = NamesClassifier(embed=8, hidden=6, layers=1)
+    path = save_checkpoint(tmp_path / "m.pt", model, {"accuracy": 0.9})
+    loaded, meta = load_checkpoint(path, expect_class="NamesClassifier", expect_config={"hidden": 6})
+    assert meta == {"accuracy": 0.9} and not loaded.training
+    x, lengths = torch.randint(1, 128, (3, 5)), torch.tensor([5, 2, 4])
+    model.eval()
+    torch.testing.assert_close(loaded(x, lengths), model(x, lengths))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"], "no temporary file is left behind"
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", HelloRNN())
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"not a readable checkpoint.*delete it and train again"):
+        load_checkpoint(path)
+
+
+def test_mismatched_class_or_config(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", HelloRNN(hidden=7))
+    with pytest.raises(CheckpointError, match=r"holds a HelloRNN, not a NamesClassifier"):
+        load_checkpoint(path, expect_class="NamesClassifier")
+    with pytest.raises(CheckpointError, match=r"another configuration .*'hidden': \(7, 16\)"):
+        load_checkpoint(path, expect_config={"hidden": 16})
+
+
+def test_pickled_code_is_never_run(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pt"
+    torch.save(
+        {
+            "format": "rnnshapes-checkpoint/1",
+            "class": "HelloRNN",
+            "config": {},
+            "state_dict": {},
+            "meta": Boom(),
+        },
+        path,
+    )
+    with pytest.raises(CheckpointError, match=r"not plain tensors and values|not a readable checkpoint"):
+        load_checkpoint(path)
+    path.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_missing_file_says_what_to_do(tmp_path):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*train first"):
+        load_checkpoint(tmp_path / "nope.pt")
