@@ -29,20 +29,40 @@ def run_step(name: str, cmd: list[str], log, timeout: float, env: dict[str, str]
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
         rc, out = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as e:
-        rc, out = 124, (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        rc, out = (
+            124,
+            (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or ""),
+        )
         out += f"\n[timed out after {timeout:.0f} s]"
     seconds = time.perf_counter() - start
     log.write(out)
     log.flush()
     tail = "\n".join(out.strip().splitlines()[-25:])
     print(tail, flush=True)
-    return {"step": name, "rc": rc, "seconds": round(seconds, 1), "last": out.strip().splitlines()[-1] if out.strip() else ""}
+    return {
+        "step": name,
+        "rc": rc,
+        "seconds": round(seconds, 1),
+        "last": out.strip().splitlines()[-1] if out.strip() else "",
+    }
+
+
+def _plugin_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    return any(ep.name == "rnnshapes" for ep in entry_points(group="pytest11"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cpu", action="store_true", help="run the steps on the CPU with quick budgets (CI mode)")
-    parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cpu", action="store_true", help="run the steps on the CPU with quick budgets (CI mode)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None
+    )
     parser.add_argument("--skip", action="append", default=[], help="skip a step (env, tests, ddp, bench)")
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="gpu-check-"))
@@ -57,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 env["RNNSHAPES_DATA"] = str(candidate)
                 break
     env.setdefault("RNNSHAPES_CACHE", str(out / "cache"))
-    steps: list[tuple[str, list[str], float]] = [
+    steps: list[tuple[str, list[str], float]] = [  # (name, command, timeout in seconds)
         (
             "env",
             [py, "-c", "import torch, platform; print('torch', torch.__version__, 'python', platform.python_version(), "
@@ -65,19 +85,30 @@ def main(argv: list[str] | None = None) -> int:
             60,
         ),
     ]  # fmt: skip
+    plugin = [] if _plugin_installed() else ["-p", "rnnshapes.pytest_plugin"]  # the GPU box has no install
+    pytest = [py, "-m", "pytest", *plugin, "-q", "-rs", "-p", "no:cacheprovider"]
     if args.cpu:
-        tests = [py, "-m", "pytest", "-p", "rnnshapes.pytest_plugin", "--rnnshapes-device=cpu", "-q", "-rs",
-                 "tests/testing", "-k", "parity or device"]  # fmt: skip
-        ddp = [py, "-m", "rnnshapes.cli", "lessons"]
-        bench = [py, "benchmarks/bench_checks.py", "--quick", "--rounds", "2", "--json", str(out / "bench_checks.json")]
+        tests = [*pytest, "--rnnshapes-device=cpu", "tests/lessons/test_lessons.py", "tests/lessons/test_parity.py",
+                 "-k", "hello or parity"]  # fmt: skip
+        ddp = None  # two gloo processes are tests/lessons/test_ddp.py, in the suite
+        bench = [
+            py,
+            "benchmarks/bench_checks.py",
+            "--quick",
+            "--rounds",
+            "2",
+            "--json",
+            str(out / "bench_checks.json"),
+        ]
     else:
-        tests = [py, "-m", "pytest", "-p", "rnnshapes.pytest_plugin", "--rnnshapes-device=cuda", "-q", "-rs",
-                 "-p", "no:cacheprovider", "tests/lessons", "tests/testing", "tests/models", "tests/core",
-                 "--junitxml", str(out / "tests.xml")]  # fmt: skip
-        ddp = [py, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "1", "--master-addr", "127.0.0.1",
-               "--master-port", "29577", "-m", "rnnshapes.distributed", "names", "--device", "cuda", "--out", str(out / "ddp")]  # fmt: skip
-        bench = [py, "benchmarks/run.py", "--device", "cuda", "--json", str(out / "bench.json")]
-    steps += [("tests", tests, 300), ("ddp", ddp, 120), ("bench", bench, 240)]
+        tests = [*pytest, "--rnnshapes-device=cuda", "-n", "4", "tests/lessons", "tests/testing", "tests/models",
+                 "tests/core", "--deselect", "tests/lessons/test_gpu_check.py", "--junitxml", str(out / "tests.xml")]  # fmt: skip
+        ddp = [py, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "1", "--master-addr",
+               "127.0.0.1", "--master-port", "29577", "-m", "rnnshapes.distributed", "names", "--device", "cuda",
+               "--out", str(out / "ddp")]  # fmt: skip
+        bench = [py, "benchmarks/run.py", "--device", "cuda", "--seeds", "20", "--checks-rounds", "1",
+                 "--out", str(out / "bench.json")]  # fmt: skip
+    steps += [("tests", tests, 240)] + ([("ddp", ddp, 90)] if ddp else []) + [("bench", bench, 200)]
     results = []
     with open(out / "gpu-check.log", "w") as log:
         for name, cmd, timeout in steps:
@@ -86,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(run_step(name, cmd, log, timeout, env))
     print(f"\n{'step':8s} {'status':8s} {'seconds':>8s}  last line")
     for r in results:
-        print(f"{r['step']:8s} {'ok' if r['rc'] == 0 else 'FAIL(' + str(r['rc']) + ')':8s} {r['seconds']:8.1f}  {r['last'][:100]}")
+        print(
+            f"{r['step']:8s} {'ok' if r['rc'] == 0 else 'FAIL(' + str(r['rc']) + ')':8s} {r['seconds']:8.1f}  {r['last'][:100]}"
+        )
     (out / "summary.json").write_text(json.dumps({"device": device, "steps": results}, indent=2))
     print(f"\nlog and results: {out}")
     return 0 if all(r["rc"] == 0 for r in results) else 1

@@ -1,5 +1,6 @@
 """The rnnshapes command: one clear line and a non-zero exit for bad input, never a traceback."""
 
+import os
 import subprocess
 import sys
 
@@ -57,6 +58,7 @@ def test_missing_data_is_one_clear_error_not_a_traceback(tmp_path):
         "RNNSHAPES_DATA": str(tmp_path / "empty"),
         "RNNSHAPES_CACHE": str(tmp_path / "cache"),
         "RNNSHAPES_OFFLINE": "1",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
     }
     (tmp_path / "empty").mkdir()
     proc = subprocess.run(

@@ -1,5 +1,6 @@
 """On/off: RNNSHAPES_CHECKS=0, the checks() context manager, and torch.compile."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -52,7 +53,7 @@ def test_env_var_removes_the_checks_entirely():
         print("ok")
         """
     )
-    env = {"RNNSHAPES_CHECKS": "0", "PATH": "/usr/bin:/bin"}
+    env = {"RNNSHAPES_CHECKS": "0", "PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
