@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                "--out", str(out / "ddp")]  # fmt: skip
         bench = [py, "benchmarks/run.py", "--device", "cuda", "--seeds", "20", "--checks-rounds", "1",
                  "--out", str(out / "bench.json")]  # fmt: skip
-    steps += [("tests", tests, 240)] + ([("ddp", ddp, 90)] if ddp else []) + [("bench", bench, 200)]
+    steps += [("tests", tests, 150)] + ([("ddp", ddp, 60)] if ddp else []) + [("bench", bench, 150)]
     results = []
     with open(out / "gpu-check.log", "w") as log:
         for name, cmd, timeout in steps:
