@@ -1,17 +1,17 @@
 """State checks: a state_dict round trip, and CPU/CUDA parity."""
 
-import contextlib
 import copy
 import io
 import os
 import pickle
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from .._precision import tf32_disabled as tf32_disabled
 from ._calls import (
     CallFn,
     OutputFn,
@@ -125,35 +125,6 @@ def check_state_dict_roundtrip(
             "nn.Parameter or register_buffer(...)), submodules in a Python list/dict (use nn.ModuleList / "
             "nn.ModuleDict), or a buffer registered with persistent=False",
         )
-
-
-@contextlib.contextmanager
-def tf32_disabled() -> Iterator[None]:
-    """Switch TF32 off for CUDA matmuls and cuDNN inside the block, and restore the previous settings after,
-    also when the block raises.
-
-    Uses the legacy flags ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32``;
-    when the process has set TF32 through the newer ``fp32_precision`` API (where reading the legacy flags
-    raises), that API is used instead ("ieee")."""
-    matmul = torch.backends.cuda.matmul
-    cudnn = torch.backends.cudnn
-    try:
-        saved = (matmul.allow_tf32, cudnn.allow_tf32)
-    except RuntimeError:  # the new fp32_precision API is in use; mixing the two APIs raises
-        saved_new = (matmul.fp32_precision, cudnn.fp32_precision)  # type: ignore[attr-defined]
-        matmul.fp32_precision = "ieee"  # type: ignore[attr-defined]
-        cudnn.fp32_precision = "ieee"  # type: ignore[attr-defined]
-        try:
-            yield
-        finally:
-            matmul.fp32_precision, cudnn.fp32_precision = saved_new  # type: ignore[attr-defined]
-        return
-    matmul.allow_tf32 = False
-    cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        matmul.allow_tf32, cudnn.allow_tf32 = saved
 
 
 def cuda_unavailable_reason() -> str | None:
