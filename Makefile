@@ -26,19 +26,22 @@ test: lint typecheck pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rnnshapes tests benchmarks scripts
-	$(VENV)/bin/ruff format --check rnnshapes tests benchmarks
+	$(VENV)/bin/ruff format --check rnnshapes tests benchmarks scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
-	$(VENV)/bin/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py
+
+gpu-check:
+	scripts/gpu-check
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

@@ -93,7 +93,7 @@ def run_all(
     start = time.perf_counter()
     sections: dict[str, Any] = {}
     if "checks" in only:
-        rounds = checks_rounds if checks_rounds is not None else (1 if cfg.quick else 3)
+        rounds = checks_rounds if checks_rounds is not None else (1 if cfg.quick else 9)
         argv = ["--rounds", str(rounds)] + (["--quick"] if cfg.quick else [])
         t = time.perf_counter()
         sections["checks"] = {**bench_checks.main(argv), "rounds": rounds, "quick": cfg.quick}
@@ -343,7 +343,7 @@ def _checks_md(checks: dict[str, Any]) -> list[str]:
         for case, row in checks["cases"].items()
     ]
     return (
-        ["### Cost of the shape checks (µs per call, median of rounds)", ""]
+        ["### Cost of the shape checks (µs per call, best of interleaved rounds)", ""]
         + _table(
             ["case", "unchecked", "shapecheck", "jaxtyping", "shapecheck / plain", "jaxtyping / plain"], body
         )
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.set_defaults(only=None)
     parser.add_argument("--tag", help="name of the results file (default: device type and name)")
     parser.add_argument("--out", help="write the JSON here instead of benchmarks/results/<tag>.json")
-    parser.add_argument("--checks-rounds", type=int, help="rounds of bench_checks (default 3; quick 1)")
+    parser.add_argument("--checks-rounds", type=int, help="rounds of bench_checks (default 9; quick 1)")
     parser.add_argument(
         "--markdown", metavar="JSON", help="print the tables of a saved results file and stop"
     )

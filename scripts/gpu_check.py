@@ -11,6 +11,7 @@ Results land in --out (default $OUT, else a temporary folder): gpu-check.log, su
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,14 +38,11 @@ def run_step(name: str, cmd: list[str], log, timeout: float, env: dict[str, str]
     seconds = time.perf_counter() - start
     log.write(out)
     log.flush()
-    tail = "\n".join(out.strip().splitlines()[-25:])
-    print(tail, flush=True)
-    return {
-        "step": name,
-        "rc": rc,
-        "seconds": round(seconds, 1),
-        "last": out.strip().splitlines()[-1] if out.strip() else "",
-    }
+    lines = out.strip().splitlines()
+    print("\n".join(lines[-25:]), flush=True)
+    # the line that says most: pytest's closing count, a DDP result, else the last line
+    key = [ln for ln in lines if re.search(r"\d+ (passed|failed)|target (met|MISSED)", ln)]
+    return {"step": name, "rc": rc, "seconds": round(seconds, 1), "last": (key or lines or [""])[-1].strip()}
 
 
 def _plugin_installed() -> bool:
@@ -86,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]  # fmt: skip
     plugin = [] if _plugin_installed() else ["-p", "rnnshapes.pytest_plugin"]  # the GPU box has no install
-    pytest = [py, "-m", "pytest", *plugin, "-q", "-rs", "-p", "no:cacheprovider"]
+    pytest = [py, "-m", "pytest", *plugin, "-q", "-rs", "-p", "no:cacheprovider", "-p", "no:benchmark"]
     if args.cpu:
         tests = [*pytest, "--rnnshapes-device=cpu", "tests/lessons/test_lessons.py", "tests/lessons/test_parity.py",
                  "-k", "hello or parity"]  # fmt: skip
