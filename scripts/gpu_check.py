@@ -3,6 +3,7 @@
 Steps (each a subprocess, so one failing step does not hide the others):
   env        torch / CUDA / device facts
   tests      pytest with --rnnshapes-device=cuda (CUDA demanded: absent CUDA is an error, not a skip)
+  train      the main job on CUDA: rnnshapes train --all --device cuda
   ddp        the names lesson under torchrun on this machine's GPUs (nccl), or 2 CPU processes (gloo)
   bench      benchmarks/bench_checks.py and benchmarks/bench_lessons.py on the device
 Results land in --out (default $OUT, else a temporary folder): gpu-check.log, summary.json, bench JSON.
@@ -106,7 +107,17 @@ def main(argv: list[str] | None = None) -> int:
                "--out", str(out / "ddp")]  # fmt: skip
         bench = [py, "benchmarks/run.py", "--device", "cuda", "--seeds", "20", "--checks-rounds", "1",
                  "--out", str(out / "bench.json")]  # fmt: skip
-    steps += [("tests", tests, 150)] + ([("ddp", ddp, 60)] if ddp else []) + [("bench", bench, 150)]
+    train = (
+        None
+        if args.cpu
+        else [py, "-m", "rnnshapes.cli", "train", "--all", "--device", "cuda", "--no-progress"]
+    )
+    steps += (
+        [("tests", tests, 150)]
+        + ([("train", train, 60)] if train else [])
+        + ([("ddp", ddp, 60)] if ddp else [])
+    )
+    steps += [("bench", bench, 150)]
     results = []
     with open(out / "gpu-check.log", "w") as log:
         for name, cmd, timeout in steps:
