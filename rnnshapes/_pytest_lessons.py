@@ -68,11 +68,13 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _curve_values(result: Any) -> list[float]:
-    values = []
-    for point in result.curve:
-        value = point.metrics.get(result.target.metric)
-        values.append(float(value) if isinstance(value, (int, float)) else float(point.train_loss))
-    return values
+    # the target metric where it is a number (accuracy, loss), else the training loss (the hello lessons' text)
+    metric = result.target.metric
+    if any(isinstance(p.metrics.get(metric), (int, float)) for p in result.curve):
+        return [
+            float(p.metrics[metric]) for p in result.curve if isinstance(p.metrics.get(metric), (int, float))
+        ]
+    return [float(p.train_loss) for p in result.curve]
 
 
 def train_or_load(

@@ -38,7 +38,7 @@ def matching(text: str, goal: str) -> int:
 def metric_series(run: dict[str, Any]) -> tuple[list[float], float, str]:
     """The values to plot for the target metric, the goal line, and the axis label."""
     target = run["target"]
-    values = [p["metrics"].get(target["metric"]) for p in run["curve"]]
+    values = [p["metrics"][target["metric"]] for p in run["curve"] if target["metric"] in p["metrics"]]
     if isinstance(target["goal"], str):
         goal = target["goal"]
         return (
@@ -55,21 +55,29 @@ def plot(run: dict[str, Any], out: Path) -> None:
     losses = [p["train_loss"] for p in run["curve"]]
     values, goal, label = metric_series(run)
     fig, ax = plt.subplots(figsize=SIZE, dpi=DPI, layout="constrained")
-    # each point is the mean loss since the previous evaluation: drawn flat over the steps it averages
+    # each point is the mean loss since the previous point: drawn flat over the steps it averages
     ax.plot(
         [0, *steps],
         [losses[0], *losses],
         color=LOSS_COLOR,
         lw=1.4,
         drawstyle="steps-pre",
-        label="training loss (mean between evaluations)",
+        label="training loss (mean over each stretch)",
     )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     shared = run["target"]["metric"] == "loss"
     mx = ax if shared else ax.twinx()
-    mx.plot(steps, values, color=METRIC_COLOR, lw=1.4, marker="." if len(steps) <= 40 else None, label=label)
+    metric_steps = [p["step"] for p in run["curve"] if run["target"]["metric"] in p["metrics"]]
+    mx.plot(
+        metric_steps,
+        values,
+        color=METRIC_COLOR,
+        lw=1.4,
+        marker="." if len(metric_steps) <= 40 else None,
+        label=label,
+    )
     mx.axhline(goal, color=TARGET_COLOR, ls="--", lw=1, label=f"target: {run['target']['text']}")
     if isinstance(run["target"]["goal"], str):
         mx.set_ylim(-0.2, goal + 0.4)

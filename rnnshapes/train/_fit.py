@@ -71,6 +71,8 @@ class Budget:
 
 @dataclass
 class CurvePoint:
+    """One point of a training curve: every ``eval_every`` steps; ``metrics`` is empty before ``eval_from``."""
+
     step: int
     seconds: float
     train_loss: float  # mean training loss since the previous point
@@ -110,6 +112,17 @@ class TrainResult:
             "value": self.metric,
             "target": self.target.describe(),
         }
+
+
+def _mean_finite(pending: list[Tensor], name: str, step: int, curve: list[CurvePoint]) -> float:
+    losses = torch.stack(pending).float().cpu()
+    if not torch.isfinite(losses).all():
+        raise TrainingError(
+            f"{name}: the training loss became {losses[~torch.isfinite(losses)][0].item()} by step {step} (last "
+            f"mean losses: {[round(p.train_loss, 4) for p in curve[-3:]]}). Lower the learning rate, clip "
+            "gradients, or check the data for NaNs; training stopped so nothing was saved."
+        )
+    return float(losses.mean())
 
 
 def seed_everything(seed: int) -> None:
@@ -191,7 +204,15 @@ def fit(
             pending.append(loss.detach())
             elapsed = time.perf_counter() - start
             last = step == budget.max_steps or elapsed > budget.max_seconds
-            if (step >= budget.eval_from and step % budget.eval_every == 0) or last:
+            evaluating = (step >= budget.eval_from and step % budget.eval_every == 0) or last
+            if step % budget.eval_every == 0 and not evaluating:  # before eval_from: the loss curve only
+                curve.append(
+                    CurvePoint(
+                        step, time.perf_counter() - start, _mean_finite(pending, name, step, curve), {}
+                    )
+                )
+                pending.clear()
+            if evaluating:
                 losses = torch.stack(pending).float().cpu()
                 pending.clear()
                 if not torch.isfinite(losses).all():
