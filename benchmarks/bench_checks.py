@@ -151,7 +151,9 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds; the best round counts (default 9)")
+    parser.add_argument(
+        "--rounds", type=int, default=9, help="interleaved rounds; the best round counts (default 9)"
+    )
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--quick", action="store_true", help="fewer steps (smoke test)")
     args = parser.parse_args(argv)

@@ -133,44 +133,15 @@ def guard(
     rnns = [m for m in model.modules() if isinstance(m, nn.RNNBase)]
     if batch_axis == "auto":
         batch_axis = (0 if rnns[0].batch_first else 1) if rnns else None
-    seq_input = _UNBATCHED_INPUT if allow_unbatched else _SEQ_INPUT
 
     for path, module in model.named_modules():
         hook: Callable[..., None] | None = None
         if isinstance(module, nn.RNNBase):
             state = _LSTM_STATE if isinstance(module, nn.LSTM) else _HIDDEN
-
-            def hook(
-                mod: nn.Module,
-                args: tuple[Any, ...],
-                kwargs: dict[str, Any],
-                _p: str = path,
-                _s: _Spec = state,
-            ) -> None:
-                if not _State.enabled:
-                    return
-                x, hx = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "hx")
-                ctx = _context(_p, mod, stack)
-                if allow_unbatched and isinstance(x, Tensor) and x.dim() == 2:
-                    return
-                _check_args(ctx, [(seq_input, "input", x), (_s, "hx", hx)])
-
+            hook = _recurrent_hook(path, _SEQ_INPUT, state, stack, allow_unbatched)
         elif isinstance(module, nn.RNNCellBase):
-            cell_state = _LSTM_CELL_STATE if isinstance(module, nn.LSTMCell) else _CELL_HIDDEN
-
-            def hook(
-                mod: nn.Module,
-                args: tuple[Any, ...],
-                kwargs: dict[str, Any],
-                _p: str = path,
-                _s: _Spec = cell_state,
-            ) -> None:
-                if not _State.enabled:
-                    return
-                x, hx = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "hx")
-                ctx = _context(_p, mod, stack)
-                _check_args(ctx, [(_CELL_INPUT, "input", x), (_s, "hx", hx)])
-
+            state = _LSTM_CELL_STATE if isinstance(module, nn.LSTMCell) else _CELL_HIDDEN
+            hook = _recurrent_hook(path, _CELL_INPUT, state, stack, allow_unbatched=False)
         elif isinstance(module, nn.Embedding):
 
             def hook(
@@ -222,6 +193,22 @@ def guard(
             model.register_forward_hook(torch.compiler.disable(leave), with_kwargs=True, always_call=True)
         )
     return handle
+
+
+def _recurrent_hook(
+    path: str, input_spec: _Spec, state_spec: _Spec, stack: list[_Outer], allow_unbatched: bool
+) -> Callable[..., None]:
+    """The pre-hook of a recurrent layer or cell: ``(input, hx)`` against the layer's own sizes."""
+
+    def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if not _State.enabled:
+            return
+        x, hx = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "hx")
+        if allow_unbatched and isinstance(x, Tensor) and x.dim() == 2:
+            return  # one unbatched (time, input) sequence, as torch reads it
+        _check_args(_context(path, mod, stack), [(input_spec, "input", x), (state_spec, "hx", hx)])
+
+    return hook
 
 
 def _check_index_range(ctx: Context, x: Tensor, rows: int) -> None:

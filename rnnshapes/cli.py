@@ -14,37 +14,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._argtypes import float_between, int_at_least
 from ._errors import CheckpointError, DataError, ShapeError, TrainingError
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed >= 0, got {value}")
-    return value
-
-
-def _temperature(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 10.0:
-        raise argparse.ArgumentTypeError(f"expected a temperature between 0 and 10, got {value}")
-    return value
+_positive_int = int_at_least(1)
+_seed = int_at_least(0)
+_temperature = float_between(0.0, 10.0)
 
 
 def build_parser() -> argparse.ArgumentParser:

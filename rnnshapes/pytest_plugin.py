@@ -40,6 +40,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from ._argtypes import choice, int_at_least
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "all")
 """Values of ``--rnnshapes-device``."""
 
@@ -81,33 +83,9 @@ BUDGETS = {
 """The ``--rnnshapes-budget`` profiles."""
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
-    def check(text: str) -> str:
-        if text not in choices:
-            raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(choices)})")
-        return text
-
-    return check
+_nonnegative_int = int_at_least(0)
+_positive_int = int_at_least(1)
+_choice = choice
 
 
 # name -> (type check, default, help)

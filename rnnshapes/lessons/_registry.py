@@ -19,7 +19,16 @@ from torch import Tensor, nn
 from .. import __version__
 from .._errors import CheckpointError
 from ..data import cache_dir
-from ..train import Budget, Target, TrainResult, fit, load_checkpoint, save_checkpoint, seed_everything
+from ..train import (
+    Budget,
+    Target,
+    TrainResult,
+    fit,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    torch_threads,
+)
 
 
 @dataclass(frozen=True)
@@ -112,14 +121,8 @@ class Lesson:
         if self.run_checks is not None:
             return self._run_shape_lesson(dev, seed, threads)
         assert self.build_task is not None and self.budget is not None and self.recipe is not None
-        before = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
-        try:
-            generator = torch.Generator().manual_seed(seed)
-            task = self.build_task(self, dev, generator)
-        finally:
-            torch.set_num_threads(before)
+        with torch_threads(threads):
+            task = self.build_task(self, dev, torch.Generator().manual_seed(seed))
         budget = self.budget.scaled(budget_scale) if budget_scale != 1.0 else self.budget
         optimizer, scheduler = _optimizer(self.recipe, task.model, budget)
         return fit(
@@ -152,14 +155,9 @@ class Lesson:
         import time
 
         assert self.run_checks is not None
-        before = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
         start = time.perf_counter()
-        try:
+        with torch_threads(threads):
             checks = self.run_checks(dev)
-        finally:
-            torch.set_num_threads(before)
         failed = [name for name, ok in checks.items() if not ok]
         verdict = "all passed" if not failed else "failed: " + ", ".join(failed)
         return TrainResult(
@@ -172,7 +170,7 @@ class Lesson:
             curve=[],
             device=str(dev),
             seed=seed,
-            threads=threads or before,
+            threads=threads or torch.get_num_threads(),
         )
 
     def cache_key(self, device: str | torch.device, seed: int) -> str:

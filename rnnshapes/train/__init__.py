@@ -12,6 +12,7 @@ from ._fit import Target as Target
 from ._fit import TrainResult as TrainResult
 from ._fit import fit as fit
 from ._fit import seed_everything as seed_everything
+from ._fit import torch_threads as torch_threads
 
 __all__ = [
     "Budget",
@@ -22,4 +23,5 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "seed_everything",
+    "torch_threads",
 ]

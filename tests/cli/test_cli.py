@@ -30,9 +30,9 @@ def test_train_one_lesson_prints_the_table(capsys, tmp_path, monkeypatch):
     ("argv", "message"),
     [
         (["train", "nope"], "rnnshapes train: error: no lesson 'nope'; known lessons: cell-basics"),
-        (["train", "--seed", "x"], "argument --seed: expected a whole number, got 'x'"),
-        (["train", "names", "--threads", "0"], "argument --threads: expected a number >= 1, got 0"),
-        (["generate", "--prime", "x", "--temperature", "-1"], "expected a temperature between 0 and 10"),
+        (["train", "--seed", "x"], "argument --seed: expected a whole number >= 0, got 'x'"),
+        (["train", "names", "--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
+        (["generate", "--prime", "x", "--temperature", "-1"], "expected a number between 0 and 10, got -1"),
         (["train", "names", "--device", "cuda"], "--device cuda, but torch.cuda.is_available() is False"),
         (["train", "hello-step", "--nproc", "2"], "--nproc trains the names lesson only"),
     ],

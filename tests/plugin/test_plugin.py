@@ -180,17 +180,21 @@ def test_cpu_from_the_ini_collects_cpu_ids_only_and_skips_cuda_tests(pytester: p
 @pytest.mark.parametrize(
     ("args", "ini", "message"),
     [
-        (["--rnnshapes-threads=0"], None, "argument --rnnshapes-threads: must be an integer >= 1, got '0'"),
+        (
+            ["--rnnshapes-threads=0"],
+            None,
+            "argument --rnnshapes-threads: expected a whole number >= 1, got 0",
+        ),
         (
             ["--rnnshapes-device=gpu"],
             None,
             "argument --rnnshapes-device: invalid choice 'gpu' (choose from auto, cpu, cuda, all)",
         ),
-        (["--rnnshapes-seed=x"], None, "argument --rnnshapes-seed: must be an integer >= 0, got 'x'"),
+        (["--rnnshapes-seed=x"], None, "argument --rnnshapes-seed: expected a whole number >= 0, got 'x'"),
         (
             [],
             "rnnshapes_seed = -3",
-            "rnnshapes_seed = '-3' in the ini file: must be an integer >= 0, got '-3'",
+            "rnnshapes_seed = '-3' in the ini file: expected a whole number >= 0, got -3",
         ),
         (
             [],
