@@ -4,8 +4,8 @@
     torchrun --standalone --nproc-per-node 2 -m rnnshapes.distributed names --device cpu
 
 gloo on the CPU, nccl on GPUs (one GPU per process: ``cuda:LOCAL_RANK``). Every rank starts from the same
-seed, reads its own shard of each epoch (``DistributedSampler``), and evaluates the whole test set with the
-same weights, so every rank stops at the same step. Only rank 0 shows progress and writes the checkpoint.
+seed and reads its own shard of each epoch (``DistributedSampler``); rank 0 evaluates (the weights are the
+same on every rank) and broadcasts the metrics, so every rank stops at the same step. Only rank 0 shows progress and writes the checkpoint.
 With ``--out DIR`` every rank writes ``rank<R>.json`` (steps, metric, a sha256 of its weights) so a test can
 check that all ranks ended with identical weights. Shape checks stay on inside DDP.
 """
@@ -16,7 +16,9 @@ import json
 import os
 import socket
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -70,7 +72,7 @@ def worker(
             model,
             task.batches,
             task.loss_fn,
-            lambda m: task.evaluate(m.module),  # type: ignore[arg-type]
+            lambda m: _evaluate_on_rank0(task.evaluate, m.module),  # type: ignore[arg-type]
             lesson.target,
             budget,
             optimizer=optimizer,
@@ -105,6 +107,14 @@ def worker(
         return 0 if result.reached else 1
     finally:
         dist.destroy_process_group()
+
+
+def _evaluate_on_rank0(evaluate: Any, model: nn.Module) -> dict[str, Any]:
+    """Rank 0 evaluates (the weights are the same everywhere) and sends the metrics to every rank, so all
+    ranks take the same stop decision at the same step."""
+    box = [evaluate(model) if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return typing.cast(dict[str, Any], box[0])
 
 
 def _free_port() -> int:
