@@ -116,11 +116,15 @@ class TrainResult:
 
 
 def _mean_finite(pending: list[Tensor], name: str, step: int, curve: list[CurvePoint]) -> float:
+    """The mean of the losses since the last curve point (read now: one device sync per point, not per step);
+    a NaN or infinite one stops training with the step it appeared at."""
     losses = torch.stack(pending).float().cpu()
-    if not torch.isfinite(losses).all():
+    bad = ~torch.isfinite(losses)
+    if bad.any():
+        first = int(bad.nonzero()[0])
         raise TrainingError(
-            f"{name}: the training loss became {losses[~torch.isfinite(losses)][0].item()} by step {step} (last "
-            f"mean losses: {[round(p.train_loss, 4) for p in curve[-3:]]}). Lower the learning rate, clip "
+            f"{name}: the training loss became {losses[first].item()} at step {step - len(losses) + 1 + first} "
+            f"(last mean losses: {[round(p.train_loss, 4) for p in curve[-3:]]}). Lower the learning rate, clip "
             "gradients, or check the data for NaNs; training stopped so nothing was saved."
         )
     return float(losses.mean())
@@ -186,79 +190,62 @@ def fit(
     Raises:
         TrainingError: the loss became NaN or infinite (with the step and the last finite losses).
     """
-    before_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show:
-        from tqdm import tqdm
+    with torch_threads(threads):  # restored afterwards, also on error
+        show = sys.stderr.isatty() if progress is None else progress
+        bar = None
+        if show:
+            from tqdm import tqdm
 
-        bar = tqdm(total=budget.max_steps, desc=name, unit="step", leave=False, file=sys.stderr)
-    curve: list[CurvePoint] = []
-    pending: list[
-        Tensor
-    ] = []  # detached losses since the last evaluation: read at eval time (no per-step sync)
-    reached = False
-    metrics: dict[str, Metric] = {}
-    step = 0
-    start = time.perf_counter()
-    try:
-        for step in range(1, budget.max_steps + 1):  # noqa: B007
-            model.train()
-            loss = loss_fn(model, next(batches))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            pending.append(loss.detach())
-            elapsed = time.perf_counter() - start
-            last = step == budget.max_steps or elapsed > budget.max_seconds
-            evaluating = (step >= budget.eval_from and step % budget.eval_every == 0) or last
-            if step % budget.eval_every == 0 and not evaluating:  # before eval_from: the loss curve only
-                curve.append(
-                    CurvePoint(
-                        step, time.perf_counter() - start, _mean_finite(pending, name, step, curve), {}
-                    )
-                )
-                pending.clear()
-            if evaluating:
-                losses = torch.stack(pending).float().cpu()
-                pending.clear()
-                if not torch.isfinite(losses).all():
-                    bad = step - len(losses) + 1 + int((~torch.isfinite(losses)).nonzero()[0])
-                    finite = [round(p.train_loss, 4) for p in curve[-3:]]
-                    raise TrainingError(
-                        f"{name}: the training loss became {losses[~torch.isfinite(losses)][0].item()} at step "
-                        f"{bad} (last mean losses: {finite}). Lower the learning rate, clip gradients, or check "
-                        "the data for NaNs; training stopped so nothing was saved."
-                    )
-                model.eval()
-                with torch.no_grad():
-                    metrics = evaluate(model)
-                point = CurvePoint(step, time.perf_counter() - start, float(losses.mean()), metrics)
-                curve.append(point)
+            bar = tqdm(total=budget.max_steps, desc=name, unit="step", leave=False, file=sys.stderr)
+        curve: list[CurvePoint] = []
+        pending: list[Tensor] = []  # detached losses since the last curve point (no per-step device sync)
+        reached = False
+        metrics: dict[str, Metric] = {}
+        step = 0
+        start = time.perf_counter()
+        try:
+            for step in range(1, budget.max_steps + 1):  # noqa: B007
+                model.train()
+                loss = loss_fn(model, next(batches))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip)
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                pending.append(loss.detach())
+                elapsed = time.perf_counter() - start
+                last = step == budget.max_steps or elapsed > budget.max_seconds
+                evaluating = (step >= budget.eval_from and step % budget.eval_every == 0) or last
+                if step % budget.eval_every == 0 or evaluating:  # a curve point: mean loss since the last
+                    mean_loss = _mean_finite(pending, name, step, curve)
+                    pending.clear()
+                    if not evaluating:  # before eval_from: the loss curve only
+                        curve.append(CurvePoint(step, time.perf_counter() - start, mean_loss, {}))
+                if evaluating:
+                    model.eval()
+                    with torch.no_grad():
+                        metrics = evaluate(model)
+                    point = CurvePoint(step, time.perf_counter() - start, mean_loss, metrics)
+                    curve.append(point)
+                    if bar is not None:
+                        bar.set_postfix(
+                            {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in metrics.items()}
+                        )
+                    if target.met(metrics):
+                        reached = True
+                        if stop_at_target:
+                            break
                 if bar is not None:
-                    bar.set_postfix(
-                        {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in metrics.items()}
-                    )
-                if target.met(metrics):
-                    reached = True
-                    if stop_at_target:
-                        break
+                    bar.update(1)
+                if elapsed > budget.max_seconds:
+                    break
+        finally:
             if bar is not None:
-                bar.update(1)
-            if elapsed > budget.max_seconds:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-        if threads is not None:
-            torch.set_num_threads(before_threads)
-    seconds = time.perf_counter() - start
+                bar.close()
+        seconds = time.perf_counter() - start
+        used_threads = torch.get_num_threads()
     return TrainResult(
         name=name,
         reached=reached,
@@ -269,6 +256,6 @@ def fit(
         curve=curve,
         device=str(device),
         seed=seed,
-        threads=threads or before_threads,
+        threads=used_threads,
         model=model,
     )
