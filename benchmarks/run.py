@@ -219,8 +219,8 @@ def _hello_md(hello: dict[str, Any]) -> list[str]:
 
 def _at_first_point(row: dict[str, Any], key: str, goal: float, mode: str = "max") -> bool:
     """Did a lesson run meet ``goal`` at its first evaluation? Then its time is only an upper bound."""
-    curve = row.get("curve") or []
-    value = curve[0].get(key) if curve else None
+    evaluated = [p for p in row.get("curve") or [] if key in p]  # loss-only points carry no metric
+    value = evaluated[0].get(key) if evaluated else None
     if not isinstance(value, (int, float)):
         return False
     return value >= goal - 1e-9 if mode == "max" else value <= goal + 1e-9
@@ -271,7 +271,7 @@ def _names_md(names: dict[str, Any]) -> list[str]:
                 f"`{k}` {100 * float(v['value']):.2f}% after {v['steps']} steps" for k, v in o.items()
             )
             + ". Times include the evaluations ("
-            + ", ".join(f"`{k}` every {_eval_every(v)} steps" for k, v in o.items())
+            + ", ".join(f"`{k}` every {_eval_every(v)}" for k, v in o.items())
             + ", the course after every epoch); '—': not reached within the run (ours stop at their "
             "targets). " + _BOUND_NOTE,
             "",
@@ -280,14 +280,18 @@ def _names_md(names: dict[str, Any]) -> list[str]:
 
 
 def _eval_every(row: dict[str, Any]) -> str:
-    curve = row.get("curve") or []
-    return str(curve[0]["step"]) if curve else "?"
+    """``27 steps from step 324``: the evaluation cadence read off the curve's evaluated points."""
+    metric = row.get("metric")
+    steps = [p["step"] for p in row.get("curve") or [] if metric in p]
+    if len(steps) >= 2:
+        return f"{steps[1] - steps[0]} steps from step {steps[0]}"
+    return f"{steps[0]} steps" if steps else "? steps"
 
 
 def _char_md(char: dict[str, Any]) -> list[str]:
     c, o, h, r = char["course"], char["ours"], char["held_out"], char["ratios"]
     # ours' held-out loss at its last evaluation within the course's budget (equal wall clock)
-    within = [p for p in o.get("curve") or [] if p["seconds"] <= c["seconds"]]
+    within = [p for p in o.get("curve") or [] if p["seconds"] <= c["seconds"] and "loss" in p]
     at_budget = within[-1] if within else None
     body = [
         ["ms per character", _f(c["ms_per_char"], 3), _f(o["ms_per_char"], 4), _x(r["throughput"])],
@@ -323,7 +327,7 @@ def _char_md(char: dict[str, Any]) -> list[str]:
             + f" A model that knows only the characters' frequencies "
             f"scores {h['unigram_loss']:.3f} nats/char there, uniform guessing {h['uniform_loss']:.3f}. "
             f"Ours reached `{o['target']}`: {_f(o['reached'])} ({o['steps']} steps), evaluating every "
-            f"{_eval_every(o)} steps. The course trains on its own argmax predictions, so it can learn little "
+            f"{_eval_every(o)}. The course trains on its own argmax predictions, so it can learn little "
             "more than the characters' frequencies. " + _BOUND_NOTE,
             "",
         ]
