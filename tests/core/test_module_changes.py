@@ -1,0 +1,66 @@
+"""The sizes and weights a checked module binds follow the module when it changes after its first call.
+
+Each case here raised a false ShapeError while the first call's weight and sizes were kept for good.
+"""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from rnnshapes import ShapeError, guard
+from rnnshapes.models import HelloRNN
+
+
+def _called() -> HelloRNN:
+    model = HelloRNN()
+    model(torch.randn(2, 6, 5))
+    return model
+
+
+def test_load_state_dict_with_assign_takes_the_new_weights_dtype():
+    model = _called()
+    state = {k: v.double() for k, v in model.state_dict().items()}
+    model.load_state_dict(state, assign=True)
+    assert model(torch.randn(2, 6, 5, dtype=torch.float64))[0].dtype == torch.float64
+    with pytest.raises(
+        ShapeError, match=r"different dtype.*\n.*expected: float64 \(the dtype of self\.rnn\."
+    ):
+        model(torch.randn(2, 6, 5))
+
+
+def test_double_with_overwritten_parameters_takes_the_new_dtype():
+    previous = torch.__future__.get_overwrite_module_params_on_conversion()
+    torch.__future__.set_overwrite_module_params_on_conversion(True)
+    try:
+        model = _called().double()
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(previous)
+    assert model(torch.randn(2, 6, 5, dtype=torch.float64))[0].dtype == torch.float64
+
+
+def test_a_replaced_recurrent_layer_binds_its_own_sizes():
+    model = _called()
+    model.rnn = nn.RNN(5, 5, num_layers=2, batch_first=True)
+    out = model(torch.randn(2, 6, 5), torch.zeros(2, 2, 5))  # two layers now
+    assert out[1].shape == (2, 2, 5)
+    with pytest.raises(ShapeError, match=r"axis 0 \(layers\*dirs\) should be 2"):
+        model(torch.randn(2, 6, 5), torch.zeros(1, 2, 5))
+
+
+def test_a_deep_copy_checks_against_its_own_weights():
+    model = _called()
+    clone = copy.deepcopy(model).double()
+    assert clone(torch.randn(2, 6, 5, dtype=torch.float64))[0].dtype == torch.float64
+    assert model(torch.randn(2, 6, 5))[0].dtype == torch.float32
+
+
+def test_guard_reads_a_parametrized_weight_without_recomputing_it():
+    model = nn.Sequential(nn.Linear(3, 4))
+    weight_norm(model[0])
+    with guard(model):
+        assert model(torch.randn(2, 3)).shape == (2, 4)
+        with pytest.raises(ShapeError, match=r"different dtype from the weights"):
+            model(torch.randn(2, 3, dtype=torch.float64))
