@@ -41,11 +41,13 @@ HINTS: dict[str, str] = {
     "one-hot-for-indices": "one-hot floats where an embedding wants indices",
     "indices-for-one-hot": "indices where a one-hot model wants floats",
     "lengths-batch": "lengths not matching the batch",
+    "lengths-dtype": "lengths that are not integers",
     "lengths-device": "lengths not on the CPU for packing",
     "lengths-range": "lengths longer than the padded time axis, or zero",
     "index-range": "indices outside an embedding's vocabulary",
     "device": "tensors on different devices",
     "dtype": "floating dtype differing from the weights'",
+    "guard-batch": "a guarded layer that runs on another batch than the model's input",
 }
 """Every hint a ShapeError can carry: key -> the mistake it explains (the docs' catalogue executes each)."""
 
@@ -125,7 +127,13 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
         dims = _dims(spec, ctx)
         if m.reason == "dtype":
             want_ndim = len(dims)
-            if spec.integer and value.is_floating_point():
+            if is_lengths and spec.integer:
+                out.append(
+                    f"[lengths-dtype] '{arg}' holds one length per sequence, counted in whole time steps: pass "
+                    f"integers (torch.long), e.g. {arg}.long() or torch.tensor([...]) of Python ints, kept on the "
+                    "CPU for packing."
+                )
+            elif spec.integer and value.is_floating_point():
                 symbols = memo.get("vocab") or memo.get("input")
                 one_hot = (
                     value.dim() == want_ndim + 1 if spec.variadic_at < 0 else value.shape[-1:] == (symbols,)
@@ -169,6 +177,8 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
             f"[lstm-pair] an LSTM's state is a pair (h, c): h is (layers*dirs, batch, hidden) and c is "
             f"(layers*dirs, batch, cell). Pass '{arg}' as (h0, c0), or None to start from zeros."
         )
+    if not any(h.startswith("[layout]") for h in out):
+        out += _guard_batch_hint(ctx, m)
     if (
         isinstance(value, tuple)
         and not isinstance(value, PackedSequence)
@@ -180,6 +190,23 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
                 "take one hidden tensor (layers*dirs, batch, hidden)."
             )
     return out
+
+
+def _guard_batch_hint(ctx: Context, m: _Mismatch) -> list[str]:
+    """guard binds batch from the model's input: say so, and how to check a layer on its own batch."""
+    on_batch = m.reason == "packed-batch" or (
+        m.reason == "axis" and m.dim is not None and m.dim.kind == NAMED and m.dim.name == "batch"
+    )
+    b = ctx.binding("batch") if on_batch else None
+    if b is None or not b.origin.startswith("the model's input"):
+        return []
+    return [
+        f"[guard-batch] guard took batch={b.value} from {b.origin}. If this layer should see that batch, a "
+        "reshape or filter before it changed the batch (a bug upstream of this layer). If it runs on another "
+        "batch on purpose (words folded into the batch as (batch*words, chars), empty sequences dropped "
+        "before packing), guard the model with guard(model, batch_axis=None): each layer is then checked "
+        "against its own input only."
+    ]
 
 
 def _is_hidden(dims: tuple[DimSpec, ...]) -> bool:
@@ -225,20 +252,39 @@ def _axis_hints(
     if d.via_seq and len(shape) >= 2 and m.axis in (0, 1) and b is not None and shape[1 - m.axis] == b.value:
         out.append(_layout_hint(arg, bf))
     # (b) the size was bound from another argument's sequence axes, which look swapped
-    elif (
+    layout_other = (
         b is not None and b.via_seq and len(b.shape) >= 2 and b.axis in (0, 1) and b.shape[1 - b.axis] == got
-    ):
-        out.append(_layout_hint(b.arg, bf))
+    )
+    if layout_other and not out:
+        assert b is not None
+        layout = _layout_hint(b.arg, bf)
+        # lengths that fit the time axis as laid out make the lengths the likelier mistake: say that first
+        if is_lengths and d.name == "batch" and _lengths_fit(value, b.shape[1 - b.axis]):
+            out.append(_lengths_hint(arg, got, b, ctx))
+            out.append(layout.replace("[layout] ", "[layout] or: ", 1))
+            return out
+        out.append(layout)
     if is_lengths and d.name == "batch":
-        t = ctx.binding("time")
-        extra = ""
-        if t is not None and got == t.value:
-            extra = f" It has time={t.value} entries: is it taken along the wrong axis?"
-        out.append(
-            f"[lengths-batch] '{arg}' holds one length per sequence, so it needs batch={b.value if b else '?'} "
-            f"entries; it has {got}.{extra}"
-        )
+        out.append(_lengths_hint(arg, got, b, ctx))
     return out
+
+
+def _lengths_fit(lengths: Tensor, time: int) -> bool:
+    """Whether every length is a valid count of steps for a time axis of ``time`` (CPU values only)."""
+    if lengths.device.type != "cpu" or lengths.dim() != 1 or lengths.numel() == 0:
+        return False
+    return bool(((lengths >= 1) & (lengths <= time)).all())
+
+
+def _lengths_hint(arg: str, got: int, b: Binding | None, ctx: Context) -> str:
+    t = ctx.binding("time")
+    extra = ""
+    if t is not None and got == t.value:
+        extra = f" It has time={t.value} entries: is it taken along the wrong axis?"
+    return (
+        f"[lengths-batch] '{arg}' holds one length per sequence, so it needs batch={b.value if b else '?'} "
+        f"entries; it has {got}.{extra}"
+    )
 
 
 def _layout_hint(arg: str, bf: bool) -> str:

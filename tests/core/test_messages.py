@@ -97,6 +97,59 @@ def test_lengths_taken_along_time():
         Indexed()(torch.randint(0, 11, (2, 5)), torch.tensor([5, 3, 1, 1, 1]))
 
 
+def test_lengths_that_fit_the_time_axis_blame_the_lengths_first():
+    # x is right (batch=2, time=5); the lengths were taken per time step: the lengths hint comes first
+    with pytest.raises(ShapeError) as info:
+        Indexed()(torch.randint(0, 11, (2, 5)), torch.tensor([5, 4, 3, 2, 1]))
+    hints = [line for line in str(info.value).splitlines() if "hint:" in line]
+    assert "[lengths-batch]" in hints[0] and "[layout] or:" in hints[1]
+
+
+def test_lengths_too_long_for_the_time_axis_blame_the_layout_first():
+    # x is (time=2, batch=5) given to a batch_first model; lengths [5, 4] cannot count steps of a 2-step axis
+    with pytest.raises(ShapeError) as info:
+        Indexed(batch_first=False)(torch.randint(0, 11, (2, 5)), torch.tensor([5, 4]))
+    hints = [line for line in str(info.value).splitlines() if "hint:" in line]
+    assert "[layout] the module has batch_first=False" in hints[0] and "[lengths-batch]" in hints[1]
+
+
+def test_float_lengths():
+    with pytest.raises(
+        ShapeError, match=r"(?s)wrong dtype.*\[lengths-dtype\] 'lengths' holds one length per"
+    ):
+        Indexed()(torch.randint(0, 11, (2, 5)), torch.tensor([5.0, 3.0]))
+
+
+class WordsOfChars(nn.Module):
+    """Characters of each word through one GRU: the inner batch is batch*words on purpose."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(30, 4)
+        self.chars = nn.GRU(4, 6, batch_first=True)
+        self.words = nn.GRU(6, 8, batch_first=True)
+
+    def forward(self, x):  # x: (batch, words, chars) indices
+        batch, words, chars = x.shape
+        _, h_n = self.chars(self.embedding(x.reshape(batch * words, chars)))  # (batch*words, chars, embed)
+        return self.words(h_n[-1].reshape(batch, words, 6))[0]  # (batch, words, hidden)
+
+
+def test_guard_says_where_batch_came_from_and_how_to_check_an_inner_batch():
+    model, x = WordsOfChars(), torch.randint(0, 30, (2, 5, 7))
+    with (
+        guard(model),
+        pytest.raises(
+            ShapeError,
+            match=r"(?s)axis 0 \(batch\) should be 2, got 10.*\[guard-batch\] guard took batch=2 from "
+            r"the model's input axis 0.*guard\(model, batch_axis=None\)",
+        ),
+    ):
+        model(x)
+    with guard(model, batch_axis=None):
+        assert model(x).shape == (2, 5, 8)
+
+
 def test_lengths_for_packing_must_be_on_cpu_and_in_range():
     x = torch.randn(2, 4, 3)
     with pytest.raises(ShapeError, match=r"\[lengths-range\].*"):
