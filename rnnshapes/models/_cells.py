@@ -75,13 +75,36 @@ def cell_tour(seed: int = 0) -> list[CellShapes]:
         18 :class:`CellShapes` rows: for each cell (RNN, GRU, LSTM), for ``batch_first`` True then False,
         the cases "one char", "one word", "three words".
 
-    Shapes, where:
+    Inputs of each experiment's call: input, h_0 (LSTM: input, (h_0, c_0))
+        * **input**: one-hot symbols, ``(N, L, H_in)`` if batch_first else ``(L, N, H_in)``.
+        * **h_0**: the initial hidden state ``(D * num_layers, N, H_out)`` in **both** layouts.
+        * **c_0**: the LSTM's initial cell state ``(D * num_layers, N, H_cell)``.
+
+    Outputs of each experiment's call: output, h_n (LSTM: output, (h_n, c_n))
+        * **output**: ``(N, L, D * H_out)`` if batch_first else ``(L, N, D * H_out)``: the last layer's
+          state at every time step.
+        * **h_n**: the final hidden state ``(D * num_layers, N, H_out)``, whatever ``batch_first`` says.
+        * **c_n**: the LSTM's final cell state ``(D * num_layers, N, H_cell)``.
+
+    where:
         N = batch size (1 or 3)
         L = sequence length (1 or 5)
         H_in = input_size = 4
         H_out = hidden_size = 2
         H_cell = hidden_size = 2 (LSTM only)
-        D = 1, num_layers = 1
+        D = 1 (one direction), num_layers = 1
+
+    What the course code got wrong:
+        * It shows ``nn.RNN`` only; the GRU and the LSTM, whose state is the pair ``(h, c)``, never appear.
+          Here all three cells run every experiment.
+        * It prints the input and output sizes but never the hidden state's, which is the shape the lesson
+          warns about (its comment says it stays ``(num_layers * num_directions, batch, hidden_size)`` whatever
+          ``batch_first`` is). Here ``h_n`` (and ``c_n``) are recorded for every call, so the table shows it.
+        * "We can do the whole at once" starts the whole word from the state the one-char loop left behind, so
+          the two runs are not the same computation. Here each experiment starts from its own initial state
+          (and the tests check that the loop and the whole word give the same outputs from the same state).
+        * ``Variable`` and ``torch.Tensor(list)`` are long deprecated: plain tensors and
+          ``nn.functional.one_hot`` build the input.
     """
     words = one_hot_words()  # (batch=3, time=5, input=4)
     rows: list[CellShapes] = []

@@ -2,7 +2,9 @@
 
 import dataclasses
 
+import pytest
 import torch
+from torch import nn
 
 from rnnshapes.models import CellShapes, cell_tour
 from rnnshapes.models._cells import TOUR_HIDDEN, TOUR_INPUT, TOUR_WORDS, one_hot_words
@@ -49,3 +51,22 @@ def test_one_hot_words_encodes_hello_over_helo() -> None:
     assert words.shape == (1, 5, TOUR_INPUT)
     assert words.sum(-1).eq(1).all()
     assert words[0].argmax(-1).tolist() == [0, 1, 2, 2, 3]  # h e l l o
+
+
+@pytest.mark.parametrize("name", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_one_char_at_a_time_equals_the_whole_word_from_the_same_state(name: str, batch_first: bool) -> None:
+    torch.manual_seed(0)
+    cell = {"RNN": nn.RNN, "GRU": nn.GRU, "LSTM": nn.LSTM}[name](4, 2, batch_first=batch_first)
+    words = one_hot_words()  # (batch=3, time=5, input=4)
+    h0 = torch.randn(1, 3, 2)
+    start = (h0, torch.randn(1, 3, 2)) if name == "LSTM" else h0
+    time_axis = 1 if batch_first else 0
+    x = words if batch_first else words.transpose(0, 1)  # (batch, time, input) or (time, batch, input)
+    whole, whole_state = cell(x, start)
+    state, steps = start, []
+    for t in range(x.shape[time_axis]):
+        out, state = cell(x.narrow(time_axis, t, 1), state)  # one step: time = 1
+        steps.append(out)
+    torch.testing.assert_close(torch.cat(steps, dim=time_axis), whole)
+    torch.testing.assert_close(state, whole_state)  # h_n, or the pair (h_n, c_n)
