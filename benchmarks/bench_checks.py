@@ -8,7 +8,8 @@ three alike:
 on (a) the tiny RNN step (RNN 5->5, length 6, batch 1; forward + backward + optimizer step) and (b) the
 names-classifier step (embedding 128->100, bi-GRU 2x100, batch 256, length 12).
 
-Also the check alone: a forward that returns precomputed tensors, so the difference is the checker's.
+Also the check alone: a forward that returns precomputed tensors, so the difference is the checker's: for the
+tiny signature without and with a hidden state, and for the pack/pad encoder's (x, lengths) -> (output, (h, c)).
 
     python benchmarks/bench_checks.py [--rounds 7] [--json out.json]
 """
@@ -24,7 +25,7 @@ from beartype import beartype
 from jaxtyping import Float, Int, jaxtyped
 from torch import Tensor, nn
 
-from rnnshapes import Hidden, shapecheck
+from rnnshapes import Hidden, LSTMState, shapecheck
 
 
 def tiny_models():
@@ -112,6 +113,41 @@ def check_only_models():
     return result
 
 
+def lstm_models():
+    """The pack/pad encoder's signature: (x, lengths) in, (output, (h, c)) out: the most a call checks."""
+
+    class Base(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.batch_first = True
+            self.lstm = nn.LSTM(3, 4, batch_first=True)
+
+    out = (torch.randn(2, 7, 4), (torch.randn(1, 2, 4), torch.randn(1, 2, 4)))
+
+    class Unchecked(Base):
+        def forward(self, x, lengths, _out=out):
+            return _out
+
+    class Checked(Base):
+        @shapecheck
+        def forward(
+            self, x: Float[Tensor, "*seq input"], lengths: Int[Tensor, " batch"], _out=out
+        ) -> tuple[Float[Tensor, "*seq hidden"], LSTMState]:
+            return _out
+
+    class Jax(Base):
+        @jaxtyped(typechecker=beartype)
+        def forward(
+            self, x: Float[Tensor, "batch time input"], lengths: Int[Tensor, " batch"], _out=out
+        ) -> tuple[
+            Float[Tensor, "batch time hidden"],
+            tuple[Float[Tensor, "ld batch hidden"], Float[Tensor, "ld batch hidden"]],
+        ]:
+            return _out
+
+    return {"unchecked": Unchecked, "shapecheck": Checked, "jaxtyping": Jax}
+
+
 def time_steps(step, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -163,6 +199,18 @@ def main(argv=None) -> dict:
         "check alone (tiny signature)": (
             check_only_models(),
             lambda: (torch.randn(1, 6, 5), None),
+            int(20000 * scale),
+            False,
+        ),
+        "check alone (tiny signature, hidden given)": (
+            check_only_models(),
+            lambda: (torch.randn(1, 6, 5), torch.randn(1, 1, 5)),
+            int(20000 * scale),
+            False,
+        ),
+        "check alone (x, lengths -> output, (h, c))": (
+            lstm_models(),
+            lambda: (torch.randn(2, 7, 3), torch.tensor([7, 4])),
             int(20000 * scale),
             False,
         ),
