@@ -738,9 +738,16 @@ def shapecheck(fn: F) -> F:
     sig = inspect.signature(fn)
     hints = typing.get_type_hints(fn, include_extras=True)
     params: list[_Param] = []
+    qualname = fn.__qualname__
+    # a method's first parameter is its instance, whatever it is called (self, s, model): a function defined
+    # in a class whose first positional parameter has no annotation; checked for nn.Module at call time
+    in_class = "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>"
     is_method = False
     for i, (name, p) in enumerate(sig.parameters.items()):
-        if i == 0 and name == "self":
+        if i == 0 and (
+            name == "self"
+            or (in_class and name not in hints and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        ):
             is_method = True
             continue
         var = p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
@@ -749,7 +756,6 @@ def shapecheck(fn: F) -> F:
         params.append(_Param(name, index, p.default, spec, var))
     checked = [p for p in params if p.spec is not None]
     ret_spec = parse_annotation(hints.get("return", inspect.Parameter.empty))
-    qualname = fn.__qualname__
 
     def run_checks(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
         module = args[0] if is_method and isinstance(args[0], nn.Module) else None

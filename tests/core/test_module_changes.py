@@ -1,16 +1,16 @@
-"""The sizes and weights a checked module binds follow the module when it changes after its first call.
-
-Each case here raised a false ShapeError while the first call's weight and sizes were kept for good.
-"""
+"""The sizes and weights a checked module binds: they follow the module when it changes after its first call
+(each such case here raised a false ShapeError while the first call's weight and sizes were kept for good), and
+they are bound whatever a method's first parameter is called."""
 
 import copy
 
 import pytest
 import torch
-from torch import nn
+from jaxtyping import Float
+from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from rnnshapes import ShapeError, guard
+from rnnshapes import Hidden, ShapeError, guard, shapecheck
 from rnnshapes.models import HelloRNN
 
 
@@ -64,3 +64,32 @@ def test_guard_reads_a_parametrized_weight_without_recomputing_it():
         assert model(torch.randn(2, 3)).shape == (2, 4)
         with pytest.raises(ShapeError, match=r"different dtype from the weights"):
             model(torch.randn(2, 3, dtype=torch.float64))
+
+
+class NotCalledSelf(nn.Module):
+    def __init__(this):
+        super().__init__()
+        this.batch_first = True
+        this.rnn = nn.GRU(3, 4, num_layers=2, batch_first=True)
+
+    @shapecheck
+    def forward(this, x: Float[Tensor, "*seq input"], hidden: Hidden | None = None):
+        return this.rnn(x, hidden)
+
+    @staticmethod
+    @shapecheck
+    def first(x: Float[Tensor, "batch input"]) -> Float[Tensor, " input"]:
+        return x[0]
+
+
+def test_the_module_binds_its_sizes_whatever_its_first_parameter_is_called():
+    with pytest.raises(
+        ShapeError, match=r"(?s)expected: \(layers\*dirs=2, batch=2, hidden=4\).*from self\.rnn"
+    ):
+        NotCalledSelf()(torch.randn(2, 5, 3), torch.zeros(1, 2, 4))
+
+
+def test_an_annotated_first_parameter_of_a_static_method_is_checked():
+    assert NotCalledSelf.first(torch.randn(2, 3)).shape == (3,)
+    with pytest.raises(ShapeError, match=r"argument 'x' has the wrong shape"):
+        NotCalledSelf.first(torch.randn(3))

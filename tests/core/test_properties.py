@@ -6,12 +6,13 @@ import re
 import pytest
 import torch
 from beartype import beartype
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jaxtyping import Float, jaxtyped
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from rnnshapes import Hidden, LSTMState, ShapeError, shapecheck
+from rnnshapes import Hidden, LSTMState, Packed, ShapeError, shapecheck
 
 
 class Checked(nn.Module):
@@ -83,22 +84,79 @@ def _perturb(t: Tensor, axis: int) -> Tensor:
     return torch.zeros(shape)
 
 
+SLIPS = ["x.batch", "x.input", "h.layers*dirs", "h.batch", "h.hidden", "c.layers*dirs", "c.batch", "c.cell"]
+
+
 @SETTINGS
-@given(configs(), st.sampled_from(["x.batch", "x.input", "h.layers*dirs", "h.batch", "h.hidden"]))
+@given(configs(), st.sampled_from(SLIPS))
 def test_each_single_axis_slip_names_its_dimension(c, which):
-    model, x, hx = _build(c)
-    h = hx[0] if isinstance(hx, tuple) else hx
     target, dim = which.split(".")
+    assume(target != "c" or c["cell"] == "lstm")  # only an LSTM has a cell state
+    model, x, hx = _build(c)
+    h, cs = hx if isinstance(hx, tuple) else (hx, None)
+    state_axis = {"layers*dirs": 0, "batch": 1, "hidden": 2, "cell": 2}
     if target == "x":
-        axis = {"batch": 0 if c["batch_first"] else 1, "input": 2}[dim]
-        x = _perturb(x, axis)
+        x = _perturb(x, {"batch": 0 if c["batch_first"] else 1, "input": 2}[dim])
+    elif target == "h":
+        h = _perturb(h, state_axis[dim])
     else:
-        h = _perturb(h, {"layers*dirs": 0, "batch": 1, "hidden": 2}[dim])
-    hx = (h, hx[1]) if isinstance(hx, tuple) else h
+        assert cs is not None
+        cs = _perturb(cs, state_axis[dim])
+    hx = (h, cs) if cs is not None else h
     with pytest.raises(ShapeError) as info:
         model(x, hx)
     mismatch = next(line for line in str(info.value).splitlines() if "mismatch:" in line)
     assert re.search(rf"axis \d \({re.escape(dim)}\)", mismatch), str(info.value)
+
+
+class PackedChecked(nn.Module):
+    """The same layers over a packed batch: batch is bound from the PackedSequence, not from an axis."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.batch_first = c["batch_first"]
+        kind = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[c["cell"]]
+        self.rnn = kind(
+            c["input"],
+            c["hidden"],
+            num_layers=c["layers"],
+            bidirectional=c["bidirectional"],
+            batch_first=c["batch_first"],
+        )
+
+    @shapecheck
+    def forward(self, x: Packed[PackedSequence, "input"], hx: Hidden | LSTMState | None = None):
+        return self.rnn(x, hx)
+
+
+@SETTINGS
+@given(configs(), st.sampled_from([None, "h.batch", "h.layers*dirs", "x.input"]), st.data())
+def test_packed_batches_bind_batch_and_slips_name_their_dimension(c, which, data):
+    torch.manual_seed(0)
+    model = PackedChecked(c)
+    lengths = torch.tensor(
+        data.draw(st.lists(st.integers(1, c["time"]), min_size=c["batch"], max_size=c["batch"]))
+    )
+    features = c["input"] + (1 if which == "x.input" else 0)
+    padded = torch.randn(c["batch"], c["time"], features)  # (batch, time, input)
+    if not c["batch_first"]:
+        padded = padded.transpose(0, 1)  # (time, batch, input)
+    packed = pack_padded_sequence(padded, lengths, batch_first=c["batch_first"], enforce_sorted=False)
+    h = torch.zeros(c["ld"], c["batch"], c["hidden"])
+    if which in ("h.batch", "h.layers*dirs"):
+        h = _perturb(h, {"h.batch": 1, "h.layers*dirs": 0}[which])
+    hx = (h, h.clone()) if c["cell"] == "lstm" else h
+    if which is None:
+        _, h_n = model(packed, hx)
+        assert (h_n[0] if isinstance(h_n, tuple) else h_n).shape == (c["ld"], c["batch"], c["hidden"])
+        return
+    with pytest.raises(ShapeError) as info:
+        model(packed, hx)
+    dim = which.split(".")[1]
+    mismatch = next(line for line in str(info.value).splitlines() if "mismatch:" in line)
+    assert re.search(rf"axis \d \({re.escape(dim)}\)", mismatch), str(info.value)
+    if dim == "batch":
+        assert "from x (packed" in str(info.value) or "batch_sizes" in str(info.value), str(info.value)
 
 
 # --- the fast path agrees with jaxtyping + beartype ------------------------------------------------------
