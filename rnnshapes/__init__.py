@@ -15,6 +15,9 @@ from ._errors import ShapeError as ShapeError
 from ._errors import TrainingError as TrainingError
 from ._vocab import DIMENSIONS as DIMENSIONS
 from ._vocab import SEQ as SEQ
+from ._vocab import __doc__ as _vocabulary
+
+__doc__ = f"{__doc__}\n{_vocabulary}"  # help(rnnshapes) shows the shape vocabulary, written once in _vocab
 
 if TYPE_CHECKING:
     from ._checks import Hidden as Hidden

@@ -3,23 +3,22 @@
 The names follow ``torch.nn.RNN``'s documentation, spelled as words so they read well inside jaxtyping
 annotations such as ``Float[Tensor, "layers*dirs batch hidden"]``:
 
-=============  ==========  ===============================================================
-name           torch       meaning
-=============  ==========  ===============================================================
-batch          N           batch size: how many sequences are processed together
-time           L           sequence length (time steps); the longest one in a padded batch
-input          H_in        features per time step fed to the recurrent layer (``input_size``)
-hidden         H_out       features of the hidden state and of each output step
-                           (``hidden_size``, or ``proj_size`` for a projected LSTM)
-cell           H_cell      features of an LSTM's cell state ``c`` (``hidden_size``)
-layers         num_layers  stacked recurrent layers
-dirs           D           directions: 2 if ``bidirectional`` else 1
-layers*dirs    -           leading size of every hidden state: ``num_layers * D``
-classes        C           output classes (one logit each)
-vocab          V           symbols in a vocabulary (rows of an embedding)
-embed          E           size of one embedding vector
-total          -           rows of a PackedSequence's data: the sum of all lengths
-=============  ==========  ===============================================================
+===========  ==============  ================================================================================
+name         torch           meaning
+===========  ==============  ================================================================================
+batch        N               batch size: how many sequences are processed together
+time         L               sequence length (time steps); the longest one in a padded batch
+input        H_in            features per time step fed to the recurrent layer (input_size)
+hidden       H_out           features of the hidden state and of each output step (hidden_size, or proj_size)
+cell         H_cell          features of an LSTM's cell state c (hidden_size)
+layers       num_layers      stacked recurrent layers
+dirs         D               directions: 2 if bidirectional else 1
+layers*dirs  num_layers * D  leading size of every hidden state
+classes      C               output classes (one logit each)
+vocab        V               symbols in a vocabulary (rows of an embedding)
+embed        E               size of one embedding vector
+total        sum(lengths)    rows of a PackedSequence's data
+===========  ==============  ================================================================================
 
 ``*seq`` stands for the two leading axes of a sequence tensor: ``batch time`` when the module is
 ``batch_first`` and ``time batch`` otherwise. The hidden state is **always** ``layers*dirs batch hidden``,
