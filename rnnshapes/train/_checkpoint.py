@@ -75,7 +75,7 @@ def load_checkpoint(
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(
-            f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]}). It may be "
+            f"{path} is not a readable checkpoint ({type(e).__name__}: {_first_line(e)}). It may be "
             "truncated or corrupt: delete it and train again."
         ) from None
     except Exception as e:  # weights_only refusal (pickle.UnpicklingError) and friends
@@ -85,7 +85,11 @@ def load_checkpoint(
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an rnnshapes checkpoint (format {FORMAT!r} expected)")
-    cls_name, config = payload["class"], payload["config"]
+    cls_name, config, state = payload.get("class"), payload.get("config"), payload.get("state_dict")
+    if not isinstance(cls_name, str) or not isinstance(config, dict) or not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path} is damaged: it lacks a model class, a config or the weights. Delete it and train again."
+        )
     if expect_class is not None and cls_name != expect_class:
         raise CheckpointError(
             f"{path} holds a {cls_name}, not a {expect_class}: delete it or pick the right file"
@@ -98,11 +102,23 @@ def load_checkpoint(
     cls = getattr(models, cls_name, None)
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise CheckpointError(f"{path} names an unknown model class {cls_name!r}")
-    model = cls(**config)
     try:
-        model.load_state_dict(payload["state_dict"])
+        model = cls(**config)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"{path} holds a configuration a {cls_name} cannot be built from ({_first_line(e)}): delete it and "
+            "train again"
+        ) from None
+    try:
+        model.load_state_dict(state)
     except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit a {cls_name}{config}: {str(e).splitlines()[0]}") from None
+        raise CheckpointError(f"{path} does not fit a {cls_name}{config}: {_first_line(e)}") from None
     model.to(map_location)
     model.eval()
     return model, dict(payload.get("meta", {}))
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's message (some, like an empty file's EOFError, have none)."""
+    lines = str(e).splitlines()
+    return lines[0][:200] if lines else "no message"

@@ -69,3 +69,47 @@ def test_pickled_code_is_never_run(tmp_path):
 def test_missing_file_says_what_to_do(tmp_path):
     with pytest.raises(CheckpointError, match=r"no checkpoint at .*train first"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_an_empty_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    with pytest.raises(
+        CheckpointError, match=r"empty\.pt is not a readable checkpoint \(EOFError: no message\)"
+    ):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.pop("class"), r"is damaged: it lacks a model class, a config or the weights"),
+        (lambda p: p.pop("state_dict"), r"is damaged"),
+        (
+            lambda p: p["config"].update(no_such_argument=1),
+            r"holds a configuration a HelloRNN cannot be built",
+        ),
+    ],
+    ids=["no-class", "no-weights", "unknown-config-key"],
+)
+def test_a_damaged_payload_is_a_clear_error(tmp_path, damage, message):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, HelloRNN(), {})
+    payload = torch.load(path, weights_only=True)
+    damage(payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+def test_a_corrupt_cached_checkpoint_is_replaced_by_training_again(tmp_path, monkeypatch):
+    from rnnshapes import lessons
+
+    monkeypatch.setenv("RNNSHAPES_CHECKPOINTS", str(tmp_path))
+    lesson = lessons.get("hello-sequence")
+    path = lessons.checkpoint_path(lesson, "cpu", 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")  # an interrupted copy, a full disk: the cache must heal, not crash
+    model, summary = lesson.trained(device="cpu", seed=0, threads=1, progress=False)
+    assert summary["reached"] and path.stat().st_size > 0
+    assert load_checkpoint(path)[0].config == model.config
