@@ -133,6 +133,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if chosen != ["names"]:
             raise _UsageError("--nproc trains the names lesson only: rnnshapes train names --nproc N")
+        from .data import load_names
+
+        for split in ("train", "test"):  # missing or corrupt data: one error here, not one per process
+            load_names(split)
         return launch(args.nproc, device=device, seed=args.seed, threads=args.threads)
     rows = []
     for name in chosen:

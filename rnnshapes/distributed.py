@@ -11,6 +11,7 @@ check that all ranks ended with identical weights. Shape checks stay on inside D
 """
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ def worker(
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from . import lessons
+    from .lessons._registry import _optimizer as build_optimizer
     from .lessons._tasks import names_task
     from .train import fit, save_checkpoint, seed_everything
 
@@ -59,15 +61,10 @@ def worker(
         generator = torch.Generator().manual_seed(seed)
         task = names_task(lesson, dev, generator, shard=(rank, world))
         model = DDP(task.model, device_ids=[local_rank] if cuda else None)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lesson.recipe.lr)
-        budget = lesson.budget.scaled(budget_scale)
-        # every rank must stop at the same step: no wall-clock limit (it would differ between processes)
-        budget = type(budget)(budget.max_steps, float("inf"), budget.eval_every)
-        scheduler = None
-        if lesson.recipe.schedule == "onecycle":
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=lesson.recipe.lr, total_steps=budget.max_steps
-            )
+        # every rank must stop at the same step: no wall-clock limit (it would differ between processes);
+        # the rest of the budget (evaluation cadence included) and the optimizer are the recipe's own
+        budget = dataclasses.replace(lesson.budget.scaled(budget_scale), max_seconds=float("inf"))
+        optimizer, scheduler = build_optimizer(lesson.recipe, model, budget)
         result = fit(
             model,
             task.batches,
@@ -91,6 +88,7 @@ def worker(
             "world": world,
             "backend": dist.get_backend(),
             "weights_sha256": digest,
+            "shape_checks": _checks_catch_a_wrong_call(task.model, dev),
         }
         if rank == 0:
             if result.reached:
@@ -107,6 +105,18 @@ def worker(
         return 0 if result.reached else 1
     finally:
         dist.destroy_process_group()
+
+
+def _checks_catch_a_wrong_call(model: nn.Module, device: torch.device) -> bool:
+    """Whether the model's shape checks are on in this process: a call with one length too many must fail."""
+    from ._errors import ShapeError
+
+    x = torch.ones(2, 3, dtype=torch.long, device=device)  # (batch=2, time=3) indices
+    try:
+        model(x, torch.tensor([3, 3, 3]))  # three lengths for a batch of two
+    except ShapeError:
+        return True
+    return False
 
 
 def _evaluate_on_rank0(evaluate: Any, model: nn.Module) -> dict[str, Any]:
@@ -161,7 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if "RANK" not in os.environ:
         parser.error("run me under torchrun (or use: rnnshapes train names --nproc N)")
-    return worker(args.lesson, args.device, args.seed, args.threads, args.out, args.budget_scale)
+    from ._errors import CheckpointError, DataError, ShapeError, TrainingError
+
+    try:
+        return worker(args.lesson, args.device, args.seed, args.threads, args.out, args.budget_scale)
+    except (DataError, CheckpointError, ShapeError, TrainingError) as e:
+        if os.environ.get("RANK") == "0":  # every rank meets the same error: one line, from rank 0
+            first, *rest = str(e).splitlines()
+            print(f"rnnshapes.distributed: error: {first}", file=sys.stderr)
+            for line in rest:
+                print(f"  {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

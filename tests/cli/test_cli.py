@@ -52,7 +52,8 @@ def test_bad_arguments_one_line_exit_2(argv, message, capsys):
     assert "Traceback" not in err
 
 
-def test_missing_data_is_one_clear_error_not_a_traceback(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--nproc", "2"]], ids=["one-process", "ddp"])
+def test_missing_data_is_one_clear_error_not_a_traceback(tmp_path, extra):
     env = {
         "PATH": "/usr/bin:/bin",
         "RNNSHAPES_DATA": str(tmp_path / "empty"),
@@ -62,7 +63,7 @@ def test_missing_data_is_one_clear_error_not_a_traceback(tmp_path):
     }
     (tmp_path / "empty").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "rnnshapes.cli", "train", "names", "--no-progress"],
+        [sys.executable, "-m", "rnnshapes.cli", "train", "names", "--no-progress", *extra],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
