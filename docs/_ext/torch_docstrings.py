@@ -6,7 +6,8 @@ blocks of bullets, then a ``where:`` block of ``N = batch size`` lines, with Sph
 admonition, but only when the title is plain words; and Markdown knows no Sphinx roles. So, before parsing:
 
 - ``Inputs: x, h_0`` / ``Outputs of ``step``: y`` headers become ``Inputs:`` / ``Outputs of step:`` (the names
-  after the colon repeat the bullets below them);
+  after the colon repeat the bullets below them; a title keeps its words only: ``Inputs of each
+  experiment's call:`` becomes ``Inputs of each experiment call:``);
 - any ``...where:`` header becomes ``where:``, and each of its lines becomes a list item (otherwise Markdown
   joins them into one line);
 - ``:role:`target``` becomes ```target``` (code);
@@ -22,7 +23,7 @@ import re
 
 from griffe import Extension, Object
 
-_SECTION = re.compile(r"^(?P<kind>Inputs|Outputs)(?:\s+of\s+`{0,2}(?P<what>[\w.]+)`{0,2})?\s*:(?P<names>.*)$")
+_SECTION = re.compile(r"^(?P<kind>Inputs|Outputs)(?:\s+of\s+(?P<what>[^:]+?))?\s*:(?P<names>.*)$")
 _WHERE = re.compile(r"^(?:[\w ]+,?\s+)?where:\s*$", re.IGNORECASE)
 # What Griffe's Google parser accepts as an admonition title (see griffe's _RE_ADMONITION).
 _ADMONITION = re.compile(r"^[\w][\s\w-]*:(\s+[^\s].*)?\s*$")
@@ -75,6 +76,13 @@ def _split_grouped_args(block: list[str]) -> list[str]:
     return out
 
 
+def _title_words(text: str) -> str:
+    """What an admonition title may hold (words, spaces, dashes): ``step`` -> step, ``each experiment's call``
+    -> each experiment call, ``model.step`` -> model step."""
+    text = re.sub(r"'s\b", "", text.replace("`", ""))
+    return " ".join(re.sub(r"[^\w\s-]", " ", text).split())
+
+
 def torch_to_google(docstring: str) -> str:
     """Rewrite the torch-style parts of a (dedented) docstring into what the Google parser renders well."""
     lines = _ROLE.sub(r"`\1`", docstring).split("\n")
@@ -85,7 +93,7 @@ def torch_to_google(docstring: str) -> str:
         has_block = i + 1 < len(lines) and lines[i + 1].strip() != "" and _indent(lines[i + 1]) > 0
         section = _SECTION.match(line)
         if section and has_block:
-            what = section.group("what")
+            what = _title_words(section.group("what") or "")
             out.append(f"{section.group('kind')} of {what}:" if what else f"{section.group('kind')}:")
             i += 1
             continue

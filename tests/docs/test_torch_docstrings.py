@@ -116,3 +116,20 @@ def test_grouped_args_become_one_entry_each() -> None:
 def test_a_comma_inside_an_entry_text_is_not_a_group() -> None:
     doc = "Summary.\n\nArgs:\n    x: a, b: not names.\n"
     assert torch_to_google(doc) == doc
+
+
+def test_a_header_of_several_words_keeps_them_as_its_title() -> None:
+    doc = textwrap.dedent(
+        """\
+        Summary.
+
+        Inputs of each experiment's call: input, h_0 (LSTM: input, (h_0, c_0))
+            * **input**: one-hot symbols.
+            * **h_0**: the initial state.
+        """
+    )
+    out = torch_to_google(doc)
+    assert "\nInputs of each experiment call:\n" in out
+    admonition = next(s for s in parse(out) if s.kind.value == "admonition")
+    assert admonition.title == "Inputs of each experiment call"
+    assert admonition.value.contents.splitlines()[0] == "* **input**: one-hot symbols."
