@@ -4,8 +4,10 @@ Steps (each a subprocess, so one failing step does not hide the others):
   env        torch / CUDA / device facts
   tests      pytest with --rnnshapes-device=cuda (CUDA demanded: absent CUDA is an error, not a skip)
   train      the main job on CUDA: rnnshapes train --all --device cuda
-  ddp        the names lesson under torchrun on this machine's GPUs (nccl), or 2 CPU processes (gloo)
+  ddp        the names lesson under torchrun with nccl (GPU only; on the CPU: tests/lessons/test_ddp.py)
   bench      benchmarks/bench_checks.py and benchmarks/bench_lessons.py on the device
+With --cpu (the driver's smoke test, run by the suite): env, one lesson test, the parity tests (skipped
+without CUDA) and a quick bench_checks; train and ddp are skipped.
 Results land in --out (default $OUT, else a temporary folder): gpu-check.log, summary.json, bench JSON.
 """
 
