@@ -6,6 +6,8 @@
 - ``cell_tour_table`` and ``checks_table``: the shape lessons' results (12_1's tour, a lesson's checks).
 - ``run_figures`` and ``runs_table``: the training runs recorded in ``docs/runs/*.json`` by
   ``scripts/record_runs.py`` (the build never trains; it only reads these files).
+- ``example``, ``example_sections`` and ``failure_report``: the example files of ``docs/examples``, shown
+  whole or section by section, and pytest's real output for the one that fails on purpose.
 - ``Catalogue``: runs one mistake per entry of the error catalogue and prints the code with the real
   ``ShapeError`` text; a mistake that raises nothing, or the wrong hint, fails the build.
 
@@ -14,6 +16,12 @@
 
 import inspect
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import textwrap
 import types
 import typing
@@ -240,16 +248,27 @@ def checks_table(lesson_name: str) -> str:
     return md
 
 
-def course_notes(obj: Any) -> str:
+_SCRIPT = re.compile(r"\b1[23]_\d\b")  # a course script: 12_1 ... 13_4
+
+
+def course_notes(obj: Any, script: str | None = None) -> str:
     """The ``What the course code got wrong:`` block of a lesson model's docstring, as Markdown.
 
-    The docs' Griffe extension leaves that block out of the API entry, so it appears once, here.
+    The docs' Griffe extension leaves that block out of the API entry, so it appears once, here. With
+    ``script`` (``"12_2"``), only the bullets about that course script, and those that name no script (they
+    hold for every lesson of the model): a model shared by two lessons gets one page per lesson.
     """
     from torch_docstrings import split_course_notes
 
     _, remark, notes = split_course_notes(inspect.getdoc(obj) or "")
     if not notes:
         raise ValueError(f"{obj.__qualname__}'s docstring has no 'What the course code got wrong:' block")
+    if script is not None:
+        bullets = re.split(r"\n(?=\* )", notes)
+        kept = [b for b in bullets if script in _SCRIPT.findall(b) or not _SCRIPT.search(b)]
+        if not any(script in _SCRIPT.findall(b) for b in kept):
+            raise ValueError(f"{obj.__qualname__}'s course notes say nothing about {script}")
+        notes = "\n".join(kept)
     intro = f"{remark[0].upper()}{remark[1:]}.\n\n" if remark else ""
     return intro + notes + "\n"
 
@@ -320,7 +339,14 @@ def run_figures(lesson: str, prefix: str = "../") -> str:
             f"Python {m['python']}; recorded {m['date']}, seed {run['seed']}",
         ),
     ]
-    alt = f"Training curve of lesson {lesson}: loss and {metric} against the step"
+    # what the plot draws (scripts/plot_runs.py): the training loss, and the target metric on its own curve
+    if isinstance(run["target"]["goal"], str):
+        what = f"training loss and the number of characters of {run['target']['goal']!r} predicted right"
+    elif metric == "loss":
+        what = "training loss and validation loss"
+    else:
+        what = f"training loss and test {metric}"
+    alt = f"Training curve of lesson {lesson}: {what}, against the step"
     md = f"![{alt}]({prefix}runs/{lesson}.png)\n\n"
     md += table((f"`{lesson}` ({run['course']})", "recorded run"), rows)
     md += f"\nThe numbers are read from [runs/{lesson}.json]({prefix}runs/{lesson}.json) when this page is built.\n"
@@ -372,13 +398,109 @@ def machines() -> str:
 # --- example files -----------------------------------------------------------------------------------------
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+_SECTION = re.compile(r"^# --8<-- \[(start|end):([\w-]+)\]\n", re.M)
 
 
-def example(name: str) -> str:
-    """An example file of docs/examples as a fenced code block (tests/docs runs these files)."""
+def example_sections(name: str) -> dict[str, str]:
+    """The sections of an example file, marked ``# --8<-- [start:NAME]`` ... ``# --8<-- [end:NAME]`` (the
+    markers of pymdownx.snippets), by name, in the order of the file."""
+    source = (EXAMPLES / name).read_text(encoding="utf-8")
+    sections: dict[str, str] = {}
+    opened: tuple[str, int] | None = None
+    for match in _SECTION.finditer(source):
+        kind, section = match.groups()
+        if kind == "start":
+            if opened is not None:
+                raise ValueError(f"{name}: section {section!r} starts inside {opened[0]!r}")
+            opened = (section, match.end())
+        else:
+            if opened is None or opened[0] != section:
+                raise ValueError(f"{name}: section {section!r} ends without its start")
+            sections[section] = source[opened[1] : match.start()].strip("\n") + "\n"
+            opened = None
+    if opened is not None:
+        raise ValueError(f"{name}: section {opened[0]!r} never ends")
+    return sections
+
+
+def example(name: str, section: str | None = None) -> str:
+    """An example file of docs/examples (or one of its sections) as a fenced code block (tests/docs runs these
+    files)."""
     path = EXAMPLES / name
     language = "python" if path.suffix == ".py" else "text"
+    if section is not None:
+        sections = example_sections(name)
+        if section not in sections:
+            raise KeyError(f"docs/examples/{name} has no section {section!r}; it has {list(sections)}")
+        return fence(language, sections[section])
     return f"`docs/examples/{name}`:\n\n" + fence(language, path.read_text(encoding="utf-8"))
+
+
+# pytest runs of example files, started in the background when the build starts (hooks.py), so that they overlap
+# with the rest of the build: example name -> (process, its temporary folder)
+_PYTEST_RUNS: dict[str, tuple[subprocess.Popen[str], Path]] = {}
+PYTEST_TIMEOUT_S = 120
+
+
+def start_example_pytest(name: str) -> None:
+    """Start ``pytest`` on a copy of ``docs/examples/<name>`` in a temporary folder, in a fresh process that loads
+    the rnnshapes plugin by its entry point (no pytest or rnnshapes settings of this environment leak in)."""
+    if name in _PYTEST_RUNS:
+        return
+    folder = Path(tempfile.mkdtemp(prefix="rnnshapes-docs-"))
+    shutil.copy(EXAMPLES / name, folder / name)
+    (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "RNNSHAPES_"))}
+    root = str(EXAMPLES.parents[1])  # the tree's rnnshapes, as the rest of the build uses
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    env["COLUMNS"] = "100"  # pytest's separator lines, sized for the page
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=no", name],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    _PYTEST_RUNS[name] = (process, folder)
+
+
+def example_pytest(name: str) -> tuple[int, str]:
+    """The exit status and output of pytest on ``docs/examples/<name>`` (started now if it was not yet)."""
+    start_example_pytest(name)
+    process, folder = _PYTEST_RUNS.pop(name)
+    try:
+        output, _ = process.communicate(timeout=PYTEST_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise RuntimeError(f"pytest on docs/examples/{name} ran past {PYTEST_TIMEOUT_S} s") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return process.returncode, output
+
+
+def stop_example_pytests() -> None:
+    """End the runs that were started and never read, and remove their folders."""
+    while _PYTEST_RUNS:
+        _, (process, folder) = _PYTEST_RUNS.popitem()
+        process.kill()
+        process.communicate()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def failure_report(name: str) -> str:
+    """pytest's real output for an example test that fails to converge, as a text block; the build fails if
+    the run does not fail that way or lacks the plugin's convergence section or end-of-run table."""
+    code, output = example_pytest(name)
+    expected = ("rnnshapes convergence", "rerun: pytest", "trainings, 0 reached their target", "1 failed")
+    missing = [part for part in expected if part not in output]
+    if code != 1 or missing:
+        raise AssertionError(
+            f"pytest on docs/examples/{name} should fail one convergence test (exit 1) with {list(expected)}; "
+            f"it exited {code} without {missing}:\n{output}"
+        )
+    return fence("text", output)
 
 
 # --- the pytest plugin -------------------------------------------------------------------------------------
@@ -439,8 +561,6 @@ def benchmark_results(folder: Path | None = None) -> str:
             "No full benchmark run has been saved yet (`benchmarks/results/` holds none), so this page shows "
             "no figures for it.\n"
         )
-    import sys
-
     if str(BENCHMARKS) not in sys.path:
         sys.path.insert(0, str(BENCHMARKS))
     from run import render_markdown

@@ -58,10 +58,17 @@ LESSON_PAGES = (
         CELL_TOUR_HEADER,
     ),
     LessonPage(
-        "lessons/12_2_3_hello_rnn.html",
-        "12-2/3 Hello RNN",
+        "lessons/12_2_hello_step.html",
+        "12-2 Hello RNN, one step at a time",
         ("HelloRNN",),
-        ("hello-step", "hello-sequence"),
+        ("hello-step",),
+        SHAPE_TABLE_HEADER,
+    ),
+    LessonPage(
+        "lessons/12_3_hello_sequence.html",
+        "12-3 Hello RNN, the whole sequence",
+        ("HelloRNN",),
+        ("hello-sequence",),
         SHAPE_TABLE_HEADER,
     ),
     LessonPage(
@@ -72,10 +79,17 @@ LESSON_PAGES = (
         SHAPE_TABLE_HEADER,
     ),
     LessonPage(
-        "lessons/13_1_2_names_classifier.html",
-        "13-1/2 Names classifier",
+        "lessons/13_1_names_basic.html",
+        "13-1 Names classifier",
         ("NamesClassifier",),
-        ("names-basic", "names"),
+        ("names-basic",),
+        SHAPE_TABLE_HEADER,
+    ),
+    LessonPage(
+        "lessons/13_2_names.html",
+        "13-2 Names classifier, both directions",
+        ("NamesClassifier",),
+        ("names",),
         SHAPE_TABLE_HEADER,
     ),
     LessonPage(
@@ -89,6 +103,7 @@ LESSON_PAGES = (
         SHAPE_TABLE_HEADER,
     ),
 )
+"""One page per lesson of the course, 12_1 ... 13_4 in order, each covering its one lesson of the registry."""
 
 PAGES = (
     "index.html",
@@ -178,17 +193,19 @@ def remote(url: str) -> bool:
 class _Images(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.sources: list[str] = []
+        self.alts: dict[str, str] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "img":
-            self.sources.append(dict(attrs).get("src") or "")
+            a = dict(attrs)
+            self.alts[a.get("src") or ""] = a.get("alt") or ""
 
 
-def images(content: str) -> list[str]:
+def images(content: str) -> dict[str, str]:
+    """The page's images: src -> alt text."""
     parser = _Images()
     parser.feed(content)
-    return parser.sources
+    return parser.alts
 
 
 def h2s(content: str) -> list[str]:
@@ -316,17 +333,46 @@ def test_site_loads_nothing_from_other_hosts(site: SiteBuild) -> None:
 # --- lesson pages: shapes, plots, recorded numbers ---------------------------------------------------------
 
 
+# What each plot of scripts/plot_runs.py draws besides the training loss, as its alt text must say.
+PLOTTED_METRIC = {
+    "text": "characters of 'ihello' predicted right",
+    "accuracy": "test accuracy",
+    "loss": "validation loss",
+}
+
+
+def test_lesson_pages_cover_the_course_one_lesson_each() -> None:
+    from rnnshapes import lessons
+
+    covered = [name for page in LESSON_PAGES for name in page.lessons]
+    assert covered == lessons.names(), "one page per lesson of the registry, in course order"
+    for page in LESSON_PAGES:
+        (name,) = page.lessons
+        course = lessons.get(name).course  # "12_2"
+        assert page.title.startswith(course.replace("_", "-") + " "), (page.title, course)
+        assert Path(page.path).name.startswith(course + "_"), (page.path, course)
+
+
 @pytest.mark.parametrize("lesson", LESSON_PAGES, ids=lambda lesson: Path(lesson.path).stem)
-def test_lesson_page_shows_the_plot_of_each_trained_lesson(site: SiteBuild, lesson: LessonPage) -> None:
+def test_lesson_page_shows_its_curve_or_says_why_there_is_none(site: SiteBuild, lesson: LessonPage) -> None:
     content = article(site.page(lesson.path))
-    sources = images(content)
+    alts = images(content)
     page_dir = (site.site / lesson.path).parent
     for name in lesson.lessons:
         if name not in trainable_lessons():
+            # 12_1 and 13_4 train nothing: the page says so, and shows the lesson's checks instead (below)
+            assert not [src for src in alts if "runs/" in src], f"{lesson.path} shows a curve of no training"
+            assert "No training curve" in h2s(content), f"{lesson.path}: say why there is no curve"
+            assert "nothing to train" in text(content)
             continue
         src = f"../runs/{name}.png"
-        assert src in sources, f"{lesson.path} lacks the plot {src}; its images: {sources}"
+        assert src in alts, f"{lesson.path} lacks the plot {src}; its images: {list(alts)}"
         assert (page_dir / src).resolve().is_file(), f"{src} is not in the built site"
+        run = json.loads((RUNS / f"{name}.json").read_text(encoding="utf-8"))
+        alt = alts[src]
+        assert alt.startswith(f"Training curve of lesson {name}: training loss and "), alt
+        assert PLOTTED_METRIC[run["target"]["metric"]] in alt, alt
+        assert "loss and loss" not in alt
 
 
 @pytest.mark.parametrize("lesson", LESSON_PAGES, ids=lambda lesson: Path(lesson.path).stem)
@@ -342,9 +388,9 @@ def test_lesson_page_quotes_the_recorded_runs(site: SiteBuild, lesson: LessonPag
 
 
 def test_shape_lessons_show_their_checks(site: SiteBuild) -> None:
-    for lesson in LESSON_PAGES:
-        if any(name in trainable_lessons() for name in lesson.lessons):
-            continue
+    shape_lessons = [p for p in LESSON_PAGES if not any(n in trainable_lessons() for n in p.lessons)]
+    assert [p.lessons for p in shape_lessons] == [("cell-basics",), ("pack-pad",)]
+    for lesson in shape_lessons:
         content = article(site.page(lesson.path))
         found = [t for t in tables(content) if t and t[0] == CHECKS_HEADER]
         assert len(found) == 1, f"{lesson.path}: a shape lesson shows its checks"
@@ -353,11 +399,12 @@ def test_shape_lessons_show_their_checks(site: SiteBuild) -> None:
 
 
 def test_names_shape_table_shows_the_packed_batch(site: SiteBuild) -> None:
-    # The names page promises that the GRU reads total = 9 + 3 + 6 + 1 rows, no padding.
-    content = article(site.page("lessons/13_1_2_names_classifier.html"))
-    rows = [row for t in tables(content) if t and t[0] == SHAPE_TABLE_HEADER for row in t[1:]]
-    packed = [row for row in rows if row[0] == "self.rnn input"]
-    assert packed and all(row[1] == "PackedSequence" and "total=19" in row[3] for row in packed), packed
+    # The names pages promise that the GRU reads total = 9 + 3 + 6 + 1 rows, no padding.
+    for page in ("lessons/13_1_names_basic.html", "lessons/13_2_names.html"):
+        content = article(site.page(page))
+        rows = [row for t in tables(content) if t and t[0] == SHAPE_TABLE_HEADER for row in t[1:]]
+        packed = [row for row in rows if row[0] == "self.rnn input"]
+        assert packed and all(row[1] == "PackedSequence" and "total=19" in row[3] for row in packed), page
 
 
 def test_pack_pad_page_shows_packed_equals_alone(site: SiteBuild) -> None:
@@ -470,12 +517,71 @@ def test_home_page_example_is_stopped_by_guard(site: SiteBuild) -> None:
     assert "make run" in body and "make test" in body
 
 
-def test_plugin_page_shows_the_example_and_a_real_failure(site: SiteBuild) -> None:
+EXAMPLES = RUNS.parent / "examples"
+_SECTION = re.compile(r"^# --8<-- \[start:([\w-]+)\]\n(.*?)^# --8<-- \[end:\1\]\n", re.M | re.S)
+
+
+def squeeze(s: str) -> str:
+    return "".join(s.split())
+
+
+def test_plugin_page_shows_a_worked_example_of_every_check(site: SiteBuild) -> None:
+    import rnnshapes.testing
+
+    content = article(site.page("pytest-plugin.html"))
+    body = squeeze(text(content))
+    source = (EXAMPLES / "test_tagger.py").read_text(encoding="utf-8")
+    sections = dict(_SECTION.findall(source))
+    assert "models" in sections
+    shown = [name for name, code in sections.items() if squeeze(code) in body]
+    assert shown == list(sections), (
+        f"sections of test_tagger.py not on the page: {set(sections) - set(shown)}"
+    )
+    tests = re.findall(r"^def (test_\w+)\(", source, re.M)
+    outside = [t for t in tests if not any(f"def {t}(" in code for code in sections.values())]
+    assert not outside, f"tests of test_tagger.py shown in no section: {outside}"
+    headings = [text(h) for h in re.findall(r"<h3\b[^>]*>(.*?)</h3>", content, re.S)]
+    checks = [n for n in rnnshapes.testing.__all__ if n.startswith("check_")]
+    for check in checks:
+        section = check.removeprefix("check_")
+        assert f"rnn_checks.{check}(" in sections.get(section, ""), f"no worked example of {check}"
+        assert any(check in h for h in headings), f"no heading names {check}: {headings}"
+    assert {"Installing", "Running under xdist", "GPUs", "What a failure report looks like"} <= set(
+        h2s(content)
+    )
+
+
+def test_plugin_page_shows_a_real_failing_check(site: SiteBuild) -> None:
     body = text(article(site.page("pytest-plugin.html")))
-    example = (RUNS.parent / "examples" / "test_tagger.py").read_text(encoding="utf-8")
-    assert "".join(example.split()) in "".join(body.split()), "the example file is shown whole"
     assert "batch independence failed: an example's output depends on OTHER examples' inputs." in body
     assert "examples whose output is clean: [0]" in body
+
+
+def test_plugin_page_shows_a_real_failure_report(site: SiteBuild) -> None:
+    # pytest's own output for docs/examples/test_counter_fails.py, run while the page was built
+    content = article(site.page("pytest-plugin.html"))
+    body = text(content)
+    source = (EXAMPLES / "test_counter_fails.py").read_text(encoding="utf-8")
+    assert squeeze(source) in squeeze(body), "the failing test is shown whole"
+    assert re.search(r"=+ test session starts =+ platform ", body)
+    assert "rnnshapes: devices=" in body, "the plugin's header line"
+    assert re.search(r"_+ test_counts_positive_steps _+", body), "pytest's failure report"
+    assert (
+        "ConvergenceFailed: test_counts_positive_steps did not converge: metric >= 0.9 not reached within "
+        in body
+    )
+    assert re.search(
+        r"-{5,} rnnshapes convergence -{5,} test_counts_positive_steps on cpu: metric >= 0\.9 not", body
+    )
+    assert (
+        "rerun: pytest test_counter_fails.py::test_counts_positive_steps --rnnshapes-seed=0 "
+        "--rnnshapes-device=auto --rnnshapes-budget=ci" in body
+    )
+    assert re.search(r"=+ rnnshapes: 1 trainings, 0 reached their target =+", body), "the end-of-run table"
+    assert re.search(
+        r"name device steps seconds metric target reached test_counts_positive_steps cpu 30 ", body
+    )
+    assert re.search(r"=+ 1 failed in [\d.]+s =+", body)
 
 
 def test_plugin_page_documents_every_fixture_option_and_check(site: SiteBuild) -> None:
