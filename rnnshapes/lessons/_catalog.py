@@ -94,6 +94,7 @@ LESSONS: dict[str, Lesson] = {
             Target("accuracy", 0.85),
             Budget(max_steps=525, max_seconds=600, eval_every=27, eval_from=324),
             build_task=names_task,
+            time_goals={"cpu": 30.0, "cuda": 5.0},
         ),
         Lesson(
             "char-rnn",
@@ -112,6 +113,7 @@ LESSONS: dict[str, Lesson] = {
             Target("loss", 2.0, "min"),
             Budget(max_steps=600, max_seconds=600, eval_every=25, eval_from=250),
             build_task=char_task,
+            time_goals={"cpu": 60.0},
         ),
         Lesson(
             "pack-pad",

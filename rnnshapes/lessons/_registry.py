@@ -8,7 +8,7 @@ returns a ``TrainResult``; ``trained`` reuses a checkpoint from the user cache w
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,10 @@ class Lesson:
         budget: the step / wall-clock budget (on this project's 2-core CPU, one thread).
         build_task: ``(lesson, device, generator) -> Task`` (trainable lessons).
         run_checks: ``(device) -> dict`` of check name -> passed (shape lessons).
+        time_goals: seconds to the target that the project aims for, per device type (``{"cpu": 30.0}``),
+            measured on an otherwise idle machine (the budget's 2-core CPU, one thread). They are reported
+            next to each run, never enforced: reaching the target decides "met", so load cannot make a
+            run fail.
     """
 
     name: str
@@ -81,6 +85,11 @@ class Lesson:
     budget: Budget | None
     build_task: Callable[["Lesson", torch.device, torch.Generator], Task] | None = None
     run_checks: Callable[[torch.device], dict[str, bool]] | None = None
+    time_goals: Mapping[str, float] = field(default_factory=dict)
+
+    def describe_time_goal(self) -> str:
+        """``"30 s cpu, 5 s cuda"`` (``""`` without a time goal)."""
+        return ", ".join(f"{seconds:g} s {device}" for device, seconds in self.time_goals.items())
 
     @property
     def trainable(self) -> bool:

@@ -16,13 +16,26 @@ def test_lessons_lists_every_lesson_with_its_target(capsys):
     for name in lessons.names():
         assert name in out
     assert "accuracy >= 0.85" in out and "loss <= 2" in out
+    assert "525 steps (stop at 600 s)" in out and "50 steps " in out and "inf" not in out
+    assert "30 s cpu, 5 s cuda" in out and "60 s cpu" in out  # the time goals, shown next to the budgets
+
+
+def test_time_goals_are_reported_against_the_device_type():
+    from rnnshapes.cli import _time_goal
+
+    names = lessons.get("names")
+    assert _time_goal(names, "cpu", 29.9) == "<= 30 s: yes"
+    assert _time_goal(names, "cpu", 44.4) == "<= 30 s: no"
+    assert _time_goal(names, "cuda", 1.9) == "<= 5 s: yes"
+    assert _time_goal(lessons.get("hello-step"), "cpu", 0.1) == "-"
 
 
 def test_train_one_lesson_prints_the_table(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("RNNSHAPES_CHECKPOINTS", str(tmp_path))
     assert main(["train", "hello-sequence", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "hello-sequence  cpu" in out and "text=ihello" in out and out.rstrip().endswith("yes")
+    row = next(line.split() for line in out.splitlines() if line.startswith("hello-sequence  cpu"))
+    assert row[4] == "text=ihello" and row[-2:] == ["yes", "-"]  # met; no time goal for the hello lessons
     assert list(tmp_path.glob("hello-sequence-*.pt")), "a trained lesson is checkpointed"
 
 
