@@ -4,16 +4,17 @@ import argparse
 from collections.abc import Callable
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """An argparse ``type`` accepting whole numbers ``>= low``, with a message that says so."""
+def int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` accepting whole numbers ``>= low`` (and ``<= high``), with a message that says so."""
+    wanted = f"a whole number >= {low}" if high is None else f"a whole number from {low} to {high}"
 
     def check(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {value}")
         return value
 
     check.__name__ = f"int_at_least_{low}"

@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--prime", required=True, help="text to start from (lower-case letters, punctuation)"
     )
     generate.add_argument(
-        "--length", type=_positive_int, default=200, help="characters to write (default: 200)"
+        "--length",
+        type=int_at_least(1, 100_000),
+        default=200,
+        help="characters to write, 1-100000 (default: 200)",
     )
     generate.add_argument("--temperature", type=_temperature, default=0.8, help="0 = greedy (default: 0.8)")
     generate.add_argument("--seed", type=_seed, default=0, help="sampling seed (default: 0)")

@@ -48,6 +48,7 @@ def test_train_one_lesson_prints_the_table(capsys, tmp_path, monkeypatch):
         (["generate", "--prime", "x", "--temperature", "-1"], "expected a number between 0 and 10, got -1"),
         (["train", "names", "--device", "cuda"], "--device cuda, but torch.cuda.is_available() is False"),
         (["train", "hello-step", "--nproc", "2"], "--nproc trains the names lesson only"),
+        (["generate", "--prime", "x", "--length", "100000000"], "expected a whole number from 1 to 100000"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(argv, message, capsys):
