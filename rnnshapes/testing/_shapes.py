@@ -11,30 +11,43 @@ from ._calls import CallFn, as_args, default_call, describe, fail, mode
 
 Sizes = Mapping[str, int]
 
+_MAX_TRIES = 1000
+"""How many sizes :func:`distinct_sizes` tries for one dimension before it gives up."""
+
+
+def _is_constant(name: str) -> bool:
+    """An integer literal (``"2"``): a fixed size, not a dimension name to pick a size for."""
+    return name.strip().isdigit()
+
 
 def _factors(name: str) -> list[str]:
     return [part.strip() for part in name.split("*")]
 
 
 def _value(name: str, sizes: Mapping[str, int]) -> int | None:
+    """The size of a name, an integer literal or a product of both (``"2*hidden"``); None when unknown."""
     if name in sizes:
         return sizes[name]
     parts = _factors(name)
-    if len(parts) > 1 and all(p in sizes for p in parts):
-        return math.prod(sizes[p] for p in parts)
+    if all(p in sizes or _is_constant(p) for p in parts):
+        return math.prod(sizes[p] if p in sizes else int(p) for p in parts)
     return None
 
 
+def _canonical(name: str, sizes: Mapping[str, int]) -> tuple[tuple[str, ...], int]:
+    """A product as (its named factors of size other than 1, sorted; the product of its literal factors)."""
+    parts = _factors(name)
+    constant = math.prod(int(p) for p in parts if _is_constant(p))
+    named = sorted(p for p in parts if not _is_constant(p) and sizes.get(p) != 1)
+    return tuple(named), constant
+
+
 def _same_by_definition(a: str, b: str, sizes: Mapping[str, int]) -> bool:
-    """``layers*dirs`` equals ``layers`` when ``dirs`` is 1: that is the same dimension, not a coincidence."""
-    for prod, other in ((a, b), (b, a)):
-        parts = _factors(prod)
-        if len(parts) > 1 and other in parts:
-            rest = list(parts)
-            rest.remove(other)
-            if math.prod(sizes.get(p, 0) for p in rest) == 1:
-                return True
-    return False
+    """``layers*dirs`` equals ``layers`` when ``dirs`` is 1, and ``hidden*2`` is ``2*hidden``: that is the same
+    dimension, not a coincidence."""
+    if len(_factors(a)) == 1 and len(_factors(b)) == 1:
+        return False
+    return _canonical(a, sizes) == _canonical(b, sizes)
 
 
 def coincidences(sizes: Mapping[str, int]) -> list[tuple[str, str, int]]:
@@ -61,6 +74,9 @@ def distinct_sizes(
     ``names``; a product name such as ``"layers*dirs"`` gets the product of its factors (which are added to
     the result when not named), and is kept distinct from every other size too: a batch of 2 equal to
     layers*dirs = 2 once hid a real bug. ``dirs`` is 2 unless ``fixed`` says otherwise (it can only be 1 or 2).
+    Integer literals are constants: the ``2`` of ``"2*hidden"`` multiplies, and a literal axis such as ``"2"``
+    gets no entry of its own, but the picked sizes avoid its value (a batch of 2 next to a literal axis of 2
+    would hide their swap).
 
     Args:
         names: dimension names, e.g. ``["batch", "time", "input", "hidden", "layers", "layers*dirs"]``.
@@ -68,18 +84,22 @@ def distinct_sizes(
         fixed: sizes decided in advance (e.g. ``{"dirs": 1}`` for a unidirectional model).
 
     Returns:
-        ``{name: size}`` for every name and factor.
+        ``{name: size}`` for every name and factor (integer literals left out).
 
     Example:
         >>> distinct_sizes(["batch", "time", "hidden", "layers", "layers*dirs"])
         {'batch': 3, 'time': 4, 'hidden': 5, 'layers': 6, 'layers*dirs': 12, 'dirs': 2}
+        >>> distinct_sizes(["batch", "time", "2*hidden"])
+        {'batch': 2, 'time': 3, '2*hidden': 8, 'hidden': 4}
     """
-    wanted = list(dict.fromkeys(names))
+    given = list(dict.fromkeys(names))
+    literals = {int(n) for n in given if _is_constant(n)}
+    wanted = [n for n in given if not _is_constant(n)]
     values: dict[str, int] = dict(fixed or {})
     atoms: list[str] = []
     for name in wanted:
         for part in _factors(name):
-            if part not in atoms:
+            if part not in atoms and not _is_constant(part):
                 atoms.append(part)
     if "dirs" in atoms and "dirs" not in values:
         values["dirs"] = 2
@@ -89,15 +109,19 @@ def distinct_sizes(
     for atom in atoms:
         if atom in values:
             continue
-        v = start
-        while True:
+        for v in range(start, start + _MAX_TRIES):
             trial = {**values, atom: v}
-            known = {n: _value(n, trial) for n in [*trial, *wanted]}
-            if v not in values.values() and not coincidences(
-                {n: x for n, x in known.items() if x is not None}
-            ):
+            known = {n: x for n in [*trial, *wanted] if (x := _value(n, trial)) is not None}
+            touched = {x for n, x in known.items() if atom in _factors(n)}
+            clash = coincidences(known)
+            if v not in values.values() and not touched & literals and not clash:
                 break
-            v += 1
+        else:  # e.g. a*b and 2*b with a fixed to 2: equal whatever b is
+            pairs = ", ".join(f"{a} = {b}" for a, b, _ in clash) or "a literal axis"
+            raise ValueError(
+                f"no size of {atom!r} keeps the sizes pairwise distinct: {pairs} for every size tried "
+                f"({start} to {start + _MAX_TRIES - 1})"
+            )
         values[atom] = v
     result = {name: int(_value(name, values) or 0) for name in wanted}
     for atom in atoms:
@@ -116,7 +140,7 @@ def _resolve(spec: Any, sizes: Mapping[str, int]) -> tuple[tuple[int, ...], list
             names.append(str(token))
             continue
         token = str(token)
-        if token.isdigit():
+        if _is_constant(token):
             shape.append(int(token))
         else:
             value = _value(token, sizes)
@@ -128,10 +152,13 @@ def _resolve(spec: Any, sizes: Mapping[str, int]) -> tuple[tuple[int, ...], list
 
 
 def _spec_names(spec: Any) -> list[str]:
-    """Every dimension name (and product) that a (nested) shape spec mentions, in order."""
+    """Every dimension name, product and integer literal that a (nested) shape spec mentions, in order
+    (literals as strings: :func:`distinct_sizes` keeps the sizes it picks away from them)."""
     found: list[str] = []
     if isinstance(spec, str):
-        found += [t for t in spec.split() if not t.isdigit()]
+        found += spec.split()
+    elif isinstance(spec, int):
+        found.append(str(spec))
     elif isinstance(spec, (tuple, list)):
         for item in spec:
             found += [n for n in _spec_names(item) if n not in found]
@@ -211,13 +238,14 @@ def check_shape_contract(
         model: an ``nn.Module``, or a factory ``model(sizes) -> module`` (to build it with the probe's sizes).
         make_inputs: ``make_inputs(sizes) -> inputs`` (one input or a tuple of positional inputs).
         expected: the shapes of the result, mirroring its structure: a shape is a string of dimension names
-            (``"batch time hidden"``; products like ``"layers*dirs"`` and integer literals allowed) or a tuple
-            of ints/names; a tuple of shapes for a tuple result (``("batch time hidden", ("layers*dirs batch
-            hidden", "layers*dirs batch cell"))`` for an LSTM's ``(out, (h, c))``); None skips a part. A
-            PackedSequence's ``data`` is checked (``"total hidden"``). May also be ``expected(sizes)``.
+            (``"batch time hidden"``; products like ``"layers*dirs"``, integer literals and products with
+            them like ``"2*hidden"`` allowed) or a tuple of ints/names; a tuple of shapes for a tuple result
+            (``("batch time hidden", ("layers*dirs batch hidden", "layers*dirs batch cell"))`` for an LSTM's
+            ``(out, (h, c))``); None skips a part. A PackedSequence's ``data`` is checked (``"total
+            hidden"``). May also be ``expected(sizes)``.
         sizes: ``{name: size}``, or dimension names to pass to :func:`distinct_sizes` (together with every
-            name and product that ``expected`` mentions, when it is not a function). Sizes that coincide,
-            products used in ``expected`` included, are refused (ValueError).
+            name, product and literal that ``expected`` mentions, when it is not a function). Sizes that
+            coincide, products used in ``expected`` included, are refused (ValueError).
         call: ``call(model, *inputs) -> result``; default ``model(*inputs)``.
 
     Returns:
@@ -234,7 +262,7 @@ def check_shape_contract(
         table = dict(sizes)
     else:  # the names asked for, plus every name and product the expected shapes use
         table = distinct_sizes([*sizes, *named])
-    products = {n: _value(n, table) for n in named if n not in table}
+    products = {n: _value(n, table) for n in named if n not in table and not _is_constant(n)}
     clash = coincidences({**table, **{n: v for n, v in products.items() if v is not None}})
     if clash:
         pairs = ", ".join(f"{a} = {b} = {v}" for a, b, v in clash)

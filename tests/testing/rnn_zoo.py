@@ -132,6 +132,24 @@ class LSTMNet(nn.Module):
         return out, (h, c)
 
 
+class BiGRU(nn.Module):
+    """Bidirectional, batch-first: ``output`` is ``batch time 2*hidden``, ``h_n`` is ``2 batch hidden``.
+
+    ``half`` plants a bug: only the forward direction's half of the output (hidden wide, not 2*hidden);
+    ``batch_first_state`` another: h_n transposed to ``batch 2 hidden``."""
+
+    def __init__(self, input: int, hidden: int, half: bool = False, batch_first_state: bool = False) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(input, hidden, batch_first=True, bidirectional=True)
+        self.hidden, self.half, self.batch_first_state = hidden, half, batch_first_state
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        out, h_n = self.rnn(x)
+        if self.half:
+            out = out[..., : self.hidden]
+        return out, h_n.transpose(0, 1) if self.batch_first_state else h_n
+
+
 def features(batch: int = 3, time: int = 4, seed: int = 0) -> Tensor:
     return torch.randn(batch, time, H_IN, generator=torch.Generator().manual_seed(seed))
 

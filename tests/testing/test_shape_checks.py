@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 import torch
-from rnn_zoo import LSTMNet
+from rnn_zoo import BiGRU, LSTMNet
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnshapes.testing import CheckFailed, check_shape_contract, coincidences, distinct_sizes
@@ -130,3 +130,46 @@ def test_an_exception_inside_the_model_carries_the_sizes():
 def test_distinct_sizes_any_order(names):
     sizes = distinct_sizes(names)
     assert coincidences(sizes) == []
+
+
+BI_NAMES = ["batch", "time", "input", "hidden"]
+BI_CONTRACT = ("batch time 2*hidden", "2 batch hidden")
+
+
+def test_integer_factors_and_literal_axes_are_constants_not_dimension_names():
+    sizes = distinct_sizes(["batch", "time", "2*hidden", "hidden*2", "2"])
+    assert "2" not in sizes and sizes["2*hidden"] == sizes["hidden*2"] == 2 * sizes["hidden"]
+    assert 2 not in sizes.values()  # nothing may coincide with the literal axis 2
+    assert coincidences({"hidden": 3, "2*hidden": 6, "hidden*2": 6}) == []  # the same axis twice
+    assert coincidences({"batch": 6, "hidden": 3, "2*hidden": 6}) == [("batch", "2*hidden", 6)]
+    # sizes that are equal whatever is picked are refused (the search once looped forever on them)
+    with pytest.raises(ValueError, match=r"no size of 'b' keeps the sizes pairwise distinct: a\*b = 2\*b"):
+        distinct_sizes(["b", "a*b", "2*b"], fixed={"a": 2})
+
+
+def test_a_correct_bidirectional_gru_passes_a_contract_with_2_times_hidden():
+    used = check_shape_contract(lambda s: BiGRU(s["input"], s["hidden"]), make_x, BI_CONTRACT, sizes=BI_NAMES)
+    assert used["2*hidden"] == 2 * used["hidden"] and "2" not in used
+    given = {"batch": 3, "time": 4, "input": 5, "hidden": 6}  # the product is computed from given sizes too
+    check_shape_contract(BiGRU(5, 6), make_x, BI_CONTRACT, sizes=given)
+
+
+def test_a_bidirectional_gru_with_one_direction_dropped_fails_naming_the_axis():
+    sizes = distinct_sizes([*BI_NAMES, "2*hidden"])
+    hidden = sizes["hidden"]
+    with pytest.raises(
+        CheckFailed, match=rf"axis 2: got {hidden} \(= hidden\), expected 2\*hidden = {2 * hidden}"
+    ):
+        check_shape_contract(BiGRU(sizes["input"], hidden, half=True), make_x, BI_CONTRACT, sizes=sizes)
+
+
+def test_a_state_swapped_with_a_literal_axis_is_caught_because_batch_avoids_its_size():
+    batch = distinct_sizes(BI_NAMES)["batch"]
+    assert batch == 2  # asked alone, batch would be 2, and a (batch, 2) swap would pass unseen
+    with pytest.raises(CheckFailed, match=r"swapped: 2 and batch \(axes 0 and 1\)"):
+        check_shape_contract(
+            lambda s: BiGRU(s["input"], s["hidden"], batch_first_state=True),
+            make_x,
+            BI_CONTRACT,
+            sizes=BI_NAMES,
+        )
