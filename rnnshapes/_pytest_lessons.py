@@ -124,13 +124,15 @@ def train_or_load(
 
 
 @pytest.fixture(scope="session")
-def rnn_lesson_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def rnn_lesson_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run's lesson cache: a folder every xdist worker of this run shares (checkpoints + summaries).
 
     Setting ``RNNSHAPES_CHECKPOINTS`` to it lets a subprocess (``rnnshapes predict``) reuse the models.
     """
     base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    # an xdist worker's basetemp is a folder of the run's: share the run's. Asked of the config, not of the
+    # PYTEST_XDIST_WORKER variable, which a pytest started by a worker (pytester, subprocess) inherits
+    root = base.parent if hasattr(request.config, "workerinput") else base
     directory = root / "rnnshapes-lessons"
     directory.mkdir(exist_ok=True)
     return directory

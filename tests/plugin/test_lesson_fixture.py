@@ -51,3 +51,19 @@ lessons.LESSONS["hello-sequence"] = dataclasses.replace(lessons.LESSONS["hello-s
             "*rnnshapes: 1 trainings, 0 reached their target*",
         ]
     )
+
+
+def test_a_pytest_started_inside_an_xdist_worker_keeps_its_lesson_cache_in_its_own_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pytest started by an xdist worker (pytester, a subprocess) inherits PYTEST_XDIST_WORKER, but is no
+    # worker: its cache belongs in its own basetemp, not in the folder above, where other runs would find it
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw5")
+    pytester.makepyfile(
+        test_user="""
+def test_where(rnn_lesson_dir, tmp_path_factory):
+    assert rnn_lesson_dir == tmp_path_factory.getbasetemp() / "rnnshapes-lessons"
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
