@@ -4,48 +4,22 @@ It runs in a fresh pytest process in a temporary folder, with only the installed
 must pass, except the CUDA ones on a machine without CUDA, which must be skipped with the reason.
 """
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "docs" / "examples" / "test_tagger.py"
+from _docsite import EXAMPLE, ExampleRun
+
 # the tests of the file that need CUDA: skipped (with the reason) where torch finds none
 CUDA_TESTS = {"test_examples_stay_apart[cuda]", "test_same_on_cpu_and_cuda"}
 TRAININGS = ("test_learns_to_tag_the_previous_step", "test_memorises_one_batch (overfit one batch)")
 
 
-def test_the_example_test_file_passes_and_reports_its_training(tmp_path: Path) -> None:
-    shutil.copy(EXAMPLE, tmp_path / EXAMPLE.name)
-    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "RNNSHAPES_"))}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-rs",
-            "-p",
-            "no:cacheprovider",
-            "--junitxml=report.xml",
-            EXAMPLE.name,
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out
+def test_the_example_test_file_passes_and_reports_its_training(example_run: ExampleRun) -> None:
+    # the run started with the first test of tests/docs (conftest.py), beside the docs build
+    code, out = example_run.result()
+    assert code == 0, out
     outcomes: dict[str, tuple[str, str]] = {}
-    for case in ET.parse(tmp_path / "report.xml").getroot().iter("testcase"):
+    for case in ET.parse(example_run.folder / "report.xml").getroot().iter("testcase"):
         children = [c for c in case if c.tag in ("skipped", "failure", "error")]
         outcome = children[0].tag if children else "passed"
         outcomes[case.attrib["name"]] = (outcome, children[0].attrib.get("message", "") if children else "")
