@@ -90,7 +90,7 @@ def test_memorises_one_batch(rnn_checks, rnn_threads):  # rnn_threads: one CPU t
 
 # --8<-- [end:overfits_batch]
 # --8<-- [start:converges]
-def test_learns_to_tag_the_previous_step(rnn_checks, rnn_threads, rnn_budget):
+def test_learns_to_tag_the_previous_step(rnn_checks, rnn_threads):
     # the task needs memory: tag each step with the largest of the PREVIOUS step's first 3 features
     def batch(n):
         x = torch.randn(n, 6, 5)
@@ -112,8 +112,7 @@ def test_learns_to_tag_the_previous_step(rnn_checks, rnn_threads, rnn_budget):
         with torch.no_grad():
             return (model(x_test).argmax(-1) == y_test).float().mean()
 
-    max_steps = rnn_budget.scale_steps(400)  # --rnnshapes-budget=full trains ten times longer
-    rnn_checks.check_converges(train_step, accuracy, 0.9, max_steps=max_steps, eval_every=20)
+    rnn_checks.check_converges(train_step, accuracy, 0.9, max_steps=400, eval_every=20)
 
 
 # --8<-- [end:converges]
