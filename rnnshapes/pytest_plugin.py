@@ -105,15 +105,16 @@ _OPTIONS: dict[str, tuple[Callable[[str], Any], str, str]] = {
     "budget": (
         _choice(tuple(BUDGETS)),
         "ci",
-        "training budget profile, scaling the step and time budgets of training fixtures: "
+        "training budget profile, scaling the step and time budgets of training fixtures (rnn_lesson, "
+        "rnn_checks.check_converges and check_overfits_batch): "
         + "; ".join(f"{b.name} = steps x{b.steps:g}, time x{b.seconds:g}" for b in BUDGETS.values())
         + ".",
     ),
     "threads": (
         _positive_int,
         "1",
-        "CPU threads (torch.set_num_threads) that rnn_threads and training fixtures set for a test, restored "
-        "after.",
+        "CPU threads (torch.set_num_threads) that rnn_threads and training fixtures (rnn_lesson, "
+        "rnn_checks.check_converges and check_overfits_batch) set for a test, restored after.",
     ),
 }
 
@@ -468,10 +469,21 @@ def _convergence_section(item: pytest.Item, call: pytest.CallInfo[None], report:
             lines.append(
                 f"curve: {sparkline(curve)}  {_num(curve[0])} -> {_num(curve[-1])} ({len(curve)} points)"
             )
+        if r.get("budget") in BUDGETS:  # trained by rnn_checks: under the budget profile and thread count
+            b = BUDGETS[r["budget"]]
+            limits = [f"{r.get('max_steps')} steps"]
+            if r.get("max_seconds") is not None:
+                limits.append(f"{_num(r.get('max_seconds'))} s")
+            threads = r.get("threads")
+            lines.append(
+                f"budget: {' / '.join(limits)} (--rnnshapes-budget={b.name}: x{b.steps:g} the steps and "
+                f"x{b.seconds:g} the time the test wrote), {threads} CPU thread{'' if threads == 1 else 's'} "
+                f"(--rnnshapes-threads={threads})"
+            )
     device = _device_of(item, item.config)
     lines.append(
         f"rerun: pytest {shlex.quote(item.nodeid)} --rnnshapes-seed={s.seed} --rnnshapes-device={device} "
-        f"--rnnshapes-budget={s.budget.name}"
+        f"--rnnshapes-budget={s.budget.name} --rnnshapes-threads={s.threads}"
     )
     return "\n".join(lines)
 
@@ -533,7 +545,10 @@ class RnnChecks:
 
     Every check of ``rnnshapes.testing`` is available as an attribute. On top of that:
 
-    * ``check_converges`` / ``check_overfits_batch`` record the training (end-of-run table, failure section);
+    * ``check_converges`` / ``check_overfits_batch`` train with ``--rnnshapes-threads`` CPU threads (restored
+      after), their step and time budgets (``max_steps``, ``max_seconds``, ``steps``) scaled by
+      ``--rnnshapes-budget`` (write them for ``ci``; scaling them with ``rnn_budget`` too would scale twice),
+      and record the training with its threads and scaled budgets (end-of-run table, failure section);
     * ``check_device_parity`` skips when CUDA is absent (fails when it was demanded);
     * checks that take a ``seed`` get this test's ``rnn_seed`` unless given one;
     * ``device`` and ``seed`` are this test's; ``to_device(obj)`` moves inputs there (lengths stay on the CPU).
@@ -575,30 +590,56 @@ class RnnChecks:
 
         return to_device(obj, torch.device(self.device))
 
-    def _record(self, result: Any) -> None:
-        record_training(self._request, make_record(result, device=self.device))
+    def _train(self, check: str, steps_arg: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run a training check under ``--rnnshapes-threads`` CPU threads, its step and time budgets scaled by
+        ``--rnnshapes-budget``, and record the training with the threads and budgets it had."""
+        __tracebackhide__ = True
+        import inspect
+
+        from rnnshapes.train import torch_threads
+
+        s = settings(self._request.config)
+        run = getattr(self._testing, check)
+        param = inspect.signature(run).parameters.get(steps_arg)
+        steps = kwargs.get(steps_arg, None if param is None else param.default)
+        if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1:  # else the check says why
+            kwargs[steps_arg] = s.budget.scale_steps(steps)
+        seconds = kwargs.get("max_seconds")
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            kwargs["max_seconds"] = s.budget.scale_seconds(seconds)
+        budget = {
+            "budget": s.budget.name,
+            "threads": s.threads,
+            "max_steps": kwargs.get(steps_arg),
+            "max_seconds": kwargs.get("max_seconds"),
+        }
+        try:
+            with torch_threads(s.threads):
+                result = run(*args, **kwargs)
+        except self._testing.ConvergenceFailed as e:
+            self._record(e.result, budget)
+            raise
+        self._record(result, budget)
+        return result
+
+    def _record(self, result: Any, budget: dict[str, Any]) -> None:
+        record = make_record(result, device=self.device)
+        record.update(budget)
+        record_training(self._request, record)
 
     def check_converges(self, *args: Any, **kwargs: Any) -> Any:
+        """``rnnshapes.testing.check_converges`` with ``max_steps`` and ``max_seconds`` scaled by the budget
+        profile, run with ``--rnnshapes-threads`` CPU threads, and recorded."""
         __tracebackhide__ = True
         kwargs.setdefault("name", self._request.node.name)
-        try:
-            result = self._testing.check_converges(*args, **kwargs)
-        except self._testing.ConvergenceFailed as e:
-            self._record(e.result)
-            raise
-        self._record(result)
-        return result
+        return self._train("check_converges", "max_steps", args, kwargs)
 
     def check_overfits_batch(self, *args: Any, **kwargs: Any) -> Any:
+        """``rnnshapes.testing.check_overfits_batch`` with ``steps`` (given or default) scaled by the budget
+        profile, run with ``--rnnshapes-threads`` CPU threads, and recorded."""
         __tracebackhide__ = True
         kwargs.setdefault("name", f"{self._request.node.name} (overfit one batch)")
-        try:
-            result = self._testing.check_overfits_batch(*args, **kwargs)
-        except self._testing.ConvergenceFailed as e:
-            self._record(e.result)
-            raise
-        self._record(result)
-        return result
+        return self._train("check_overfits_batch", "steps", args, kwargs)
 
     def check_device_parity(self, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True

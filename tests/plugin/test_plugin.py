@@ -87,8 +87,10 @@ def test_a_users_models_pass_and_fail_with_the_fault_named(
             "*- rnnshapes convergence -*",
             "tiny-budget on cpu: metric <= 1e-06 not reached in 15 steps (*s); last *",
             "curve: *  * -> * (15 points)",
+            "budget: 15 steps (--rnnshapes-budget=ci: x1 the steps and x1 the time the test wrote), 1 CPU "
+            "thread (--rnnshapes-threads=1)",
             "rerun: pytest 'test_user_models.py::test_budget_too_small[cpu]' --rnnshapes-seed=0 "
-            "--rnnshapes-device=cpu --rnnshapes-budget=ci",
+            "--rnnshapes-device=cpu --rnnshapes-budget=ci --rnnshapes-threads=1",
         ]
     )
     # CUDA absent under auto: visible skips with the reason
@@ -212,6 +214,71 @@ def test_invalid_values_are_usage_errors_with_a_clear_message(
     result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in _text(result)
+
+
+BUDGETED_TRAINING = """
+import pytest
+import torch
+
+import rnnshapes.testing
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def records(request):
+    return [v for k, v in request.node.user_properties if k == "rnnshapes_train"]
+
+
+def test_converges_trains_with_the_threads_and_budget_of_the_run(rnn_checks, request):
+    torch.set_num_threads(3)  # the test's own count: rnn_checks must set --rnnshapes-threads, then restore it
+    threads = []
+
+    def step():
+        threads.append(torch.get_num_threads())
+        return 1.0
+
+    with pytest.raises(AssertionError, match=r"not reached within 30 steps / 20 s"):
+        rnn_checks.check_converges(step, None, 0.0, max_steps=3, max_seconds=2, mode="<=", name="budgeted")
+    assert threads == [1] * 30
+    assert torch.get_num_threads() == 3
+    (record,) = records(request)
+    assert (record["steps"], record["max_steps"], record["max_seconds"]) == (30, 30, 20)
+    assert (record["budget"], record["threads"]) == ("full", 1)
+
+
+def test_overfits_batch_scales_its_default_steps(rnn_checks, request, monkeypatch):
+    seen = {}
+
+    def fake(model, inputs, targets, loss_fn, *, steps=300, name=""):
+        seen.update(steps=steps, threads=torch.get_num_threads())
+        return rnnshapes.testing.ConvergenceResult(name, 0.05, "<=", reached=True, steps=7)
+
+    monkeypatch.setattr(rnnshapes.testing, "check_overfits_batch", fake)
+    torch.set_num_threads(3)
+    rnn_checks.check_overfits_batch(None, None, None, None)
+    assert seen == {"steps": 3000, "threads": 1}
+    (record,) = records(request)
+    assert (record["max_steps"], record["threads"], record["budget"]) == (3000, 1, "full")
+"""
+
+
+def test_training_checks_run_with_the_threads_and_scaled_budgets_of_the_options(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_user=BUDGETED_TRAINING)
+    # in process: torch is imported already, which saves seconds (the inner tests restore the thread count)
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "--rnnshapes-threads=1", "--rnnshapes-budget=full"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*rnnshapes: 2 trainings, 1 reached their target*", "budgeted * cpu * 30 *NO"]
+    )
 
 
 # ---- the pieces, in process -------------------------------------------------------------------------------
