@@ -100,7 +100,7 @@ LESSONS: dict[str, Lesson] = {
             "char-rnn",
             "13_3",
             "a character-level language model of Shakespeare",
-            "teacher forcing over chunks, the hidden state carried through generation",
+            "teacher forcing over chunks, the hidden state carried from chunk to chunk and through generation",
             CharRNN,
             Recipe(
                 model={"alphabet": SHAKESPEARE_ALPHABET, "embed": 32, "hidden": 256, "layers": 1},
@@ -108,7 +108,7 @@ LESSONS: dict[str, Lesson] = {
                 batch_size=32,
                 schedule="onecycle",
                 clip=1.0,
-                extra={"length": 64, "pct_start": 0.15},
+                extra={"length": 64, "pct_start": 0.15, "carry_hidden": True},
             ),
             Target("loss", 2.0, "min"),
             Budget(max_steps=600, max_seconds=600, eval_every=25, eval_from=250),

@@ -135,7 +135,13 @@ def names_model_config(**changes: Any) -> dict[str, Any]:
 
 
 def char_task(lesson: "Lesson", device: torch.device, generator: torch.Generator) -> "Task":
-    """Teacher forcing on random windows of the lesson's Shakespeare (lower-cased, no spaces)."""
+    """Teacher forcing over chunks of the lesson's Shakespeare (lower-cased, no spaces).
+
+    With ``carry_hidden`` (the lesson's recipe) the text is cut into ``batch_size`` parallel streams read
+    chunk after chunk, and the hidden state is carried from one chunk to the next (detached: truncated
+    backpropagation through time), as ``generate`` and the evaluation carry it. Without it, each step reads
+    random windows, each from a zero state.
+    """
     assert lesson.recipe is not None
     text = load_shakespeare(lower=True, remove_spaces=True)
     vocab = CharVocab.from_text(text)
@@ -150,15 +156,32 @@ def char_task(lesson: "Lesson", device: torch.device, generator: torch.Generator
     val_x = val_ids[: steps * streams].view(streams, steps)  # (batch=streams, time=steps)
     val_y = val_ids[1 : steps * streams + 1].view(streams, steps)  # one step ahead
 
-    def batches() -> Iterator[Tensor]:
+    carry = lesson.recipe.extra.get("carry_hidden", False)
+    state: dict[str, Tensor | None] = {"hidden": None}
+
+    def random_windows() -> Iterator[Tensor]:
         while True:
             starts = torch.randint(0, len(train_ids) - length - 1, (n,), generator=generator).to(device)
             yield train_ids[starts[:, None] + offsets]  # (batch, time+1)
 
+    def contiguous_chunks() -> Iterator[Tensor]:
+        # the text cut into n parallel streams, read chunk after chunk; the hidden state is carried over
+        while True:
+            shift = int(torch.randint(0, length, (), generator=generator))  # a new cut every pass
+            per_stream = (len(train_ids) - shift) // n
+            ids = train_ids[shift : shift + n * per_stream].view(n, per_stream)  # (batch, per_stream)
+            state["hidden"] = None  # a new pass starts from zeros
+            for start in range(0, per_stream - length, length):
+                yield ids[:, start + offsets]  # (batch, time+1): the next chunk of every stream
+
     def loss_fn(m: nn.Module, windows: Tensor) -> Tensor:
         inputs, targets = windows[:, :-1], windows[:, 1:]  # (batch, time) each, targets one step ahead
-        logits, _ = m(inputs)  # (batch, time, vocab)
+        logits, hidden = m(inputs, state["hidden"] if carry else None)  # (batch, time, vocab)
+        if carry:
+            state["hidden"] = hidden.detach()  # truncated backpropagation through time: keep the state
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # (batch*time, vocab)
+
+    batches = contiguous_chunks if carry else random_windows
 
     def evaluate(m: nn.Module) -> dict[str, Any]:
         total, hidden = torch.zeros((), device=device), None
