@@ -22,7 +22,7 @@ def batch(n, time=8):
     return x, (x[..., 0] > 0).sum(1)  # how many steps are positive: 0 ... time
 
 
-def test_counts_positive_steps(rnn_checks, rnn_threads):
+def test_counts_positive_steps(rnn_checks):
     model, (x_test, y_test) = Counter(), batch(256)
 
     def train_step():  # one step of plain gradient descent

@@ -79,7 +79,7 @@ def test_starts_unsure(rnn_checks):
 
 # --8<-- [end:init_loss]
 # --8<-- [start:overfits_batch]
-def test_memorises_one_batch(rnn_checks, rnn_threads):  # rnn_threads: one CPU thread while it trains
+def test_memorises_one_batch(rnn_checks):
     x, y = torch.randn(8, 6, 5), torch.randint(0, 3, (8, 6))
 
     def loss(logits, y):
@@ -90,7 +90,7 @@ def test_memorises_one_batch(rnn_checks, rnn_threads):  # rnn_threads: one CPU t
 
 # --8<-- [end:overfits_batch]
 # --8<-- [start:converges]
-def test_learns_to_tag_the_previous_step(rnn_checks, rnn_threads):
+def test_learns_to_tag_the_previous_step(rnn_checks):
     # the task needs memory: tag each step with the largest of the PREVIOUS step's first 3 features
     def batch(n):
         x = torch.randn(n, 6, 5)
@@ -112,6 +112,7 @@ def test_learns_to_tag_the_previous_step(rnn_checks, rnn_threads):
         with torch.no_grad():
             return (model(x_test).argmax(-1) == y_test).float().mean()
 
+    # max_steps as written for --rnnshapes-budget=ci; rnn_checks scales it (full: x10)
     rnn_checks.check_converges(train_step, accuracy, 0.9, max_steps=400, eval_every=20)
 
 
