@@ -21,9 +21,12 @@ so every xdist worker sees the same test ids), ``rnn_seed``, ``rnn_threads``, ``
 ``rnn_train_record``, ``rnn_checks`` (``rnnshapes.testing`` bound to the test). Markers: ``rnnshapes_cuda``,
 ``rnnshapes_slow``, ``rnnshapes_convergence``.
 
-Reporting: a failed test that trained gets a "rnnshapes convergence" report section (curve sparkline and a
-copy-paste rerun line), and the run ends with a table of everything that was trained, printed once by the
-xdist controller (records travel from the workers in ``report.user_properties``).
+Reporting: the header line shows the resolved options and the rnnshapes and torch versions (the devices as
+asked for: what ``auto`` finds needs torch, which loading must not import). A failed test that trained gets a
+"rnnshapes convergence" report section (curve sparkline, budget, copy-paste rerun line). The run ends with a
+table of the tests tied to a device (``rnn_device``, ``rnnshapes_cuda``): how many ran, were skipped or erred
+on each, and what CUDA was found to be; and a table of everything that was trained. Both are printed once, by
+the xdist controller (records travel from the workers in ``report.user_properties``).
 """
 
 import argparse
@@ -34,7 +37,7 @@ import random
 import shlex
 import sys
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -50,6 +53,9 @@ DEVICES = ("cpu", "cuda")
 
 RECORD_KEY = "rnnshapes_train"
 """The key of training records in ``report.user_properties``."""
+
+DEVICE_KEY = "rnnshapes_device"
+"""The key of a device-bound test's device (and the CUDA state found) in ``report.user_properties``."""
 
 MARKERS = (
     "rnnshapes_cuda: the test needs CUDA: skipped when it is absent under --rnnshapes-device=auto, an error "
@@ -205,19 +211,24 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_TrainingSummary(), "rnnshapes-training-summary")
 
 
-def _torch_version() -> str:
+def _version(distribution: str) -> str | None:
+    """An installed distribution's version, from its metadata (nothing is imported)."""
     try:
-        return importlib.metadata.version("torch")
+        return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+        return None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    """The settings the run resolved, rnnshapes' and torch's versions. The devices are the ones asked for:
+    whether ``auto`` finds CUDA needs torch, so the tests-by-device summary at the end of the run says it."""
     s = settings(config)
+    from . import __version__
+
     return (
         f"rnnshapes: devices={s.describe_devices()} seed={s.seed} budget={s.budget.name} "
         f"(steps x{s.budget.steps:g}, time x{s.budget.seconds:g}) threads={s.threads} "
-        f"torch={_torch_version()}"
+        f"version={_version('rnnshapes') or __version__} torch={_version('torch') or 'not installed'}"
     )
 
 
@@ -234,6 +245,28 @@ def _cuda_unavailable_reason() -> str | None:
 
         _CUDA_REASON.append(cuda_unavailable_reason())
     return _CUDA_REASON[0]
+
+
+def _cuda_state() -> str | None:
+    """What this process found out about CUDA, when it had to (None: not looked at; torch is not imported)."""
+    if not _CUDA_REASON:
+        return None
+    if _CUDA_REASON[0] is not None:
+        return _CUDA_REASON[0]
+    import torch  # imported already: the reason was resolved
+
+    return f"CUDA available: {torch.cuda.device_count()} GPU(s), torch {torch.__version__} (CUDA {torch.version.cuda})"
+
+
+def _device_entry(item: pytest.Item) -> dict[str, Any] | None:
+    """The device of a test that ``rnn_device`` or the ``rnnshapes_cuda`` marker ties to one, for the summary."""
+    callspec = getattr(item, "callspec", None)
+    device = callspec.params.get("rnn_device") if callspec is not None else None
+    if device is None and item.get_closest_marker("rnnshapes_cuda") is not None:
+        device = "cuda"
+    if device is None:
+        return None
+    return {"device": str(device), "cuda": _cuda_state()}
 
 
 def _skip_reason(config: pytest.Config) -> str | None:
@@ -436,6 +469,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     pending = item.config.stash[_PENDING]
     while pending:  # records made by wider-scoped fixtures travel with the next report
         item.user_properties.append((RECORD_KEY, pending.pop(0)))
+    if (
+        call.when == "setup"
+    ):  # the device, and what CUDA was found to be, travel with every report of the test
+        entry = _device_entry(item)
+        if entry is not None:
+            item.user_properties.append((DEVICE_KEY, entry))
     report = yield
     if report.when == "call" and report.failed:
         section = _convergence_section(item, call, report)
@@ -496,21 +535,64 @@ def _num(value: Any) -> str:
     return str(value)
 
 
+def _write_table(terminalreporter: Any, table: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(row[k]) for row in table) for k in range(len(table[0]))]
+    for row in table:
+        terminalreporter.write_line(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        )
+
+
 class _TrainingSummary:
-    """Collects training records from reports (the workers' too, under xdist) and prints one table."""
+    """Collects training records and device-bound tests from reports (the workers' too, under xdist) and prints
+    the tests-by-device table and the trainings table."""
 
     def __init__(self) -> None:
         self.records: dict[str, dict[str, Any]] = {}
+        self.devices: dict[str, dict[str, Any]] = {}  # nodeid -> device, outcome
+        self.cuda: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
             if key == RECORD_KEY and isinstance(value, dict):
                 rid = str(value.get("id", len(self.records)))
                 self.records.setdefault(rid, {**value, "nodeid": report.nodeid})
+            elif key == DEVICE_KEY and isinstance(value, dict):
+                self._device_report(report, value)
+
+    def _device_report(self, report: pytest.TestReport, entry: dict[str, Any]) -> None:
+        test = self.devices.setdefault(report.nodeid, {"device": str(entry.get("device")), "outcome": None})
+        self.cuda = self.cuda or entry.get("cuda")
+        if report.skipped:
+            test["outcome"] = "skipped"
+        elif report.when == "call":
+            test["outcome"] = "ran"
+        elif report.failed and test["outcome"] is None:
+            test["outcome"] = "error"  # in setup (a teardown error after the call leaves "ran")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.records:
-            return
+        if self.devices:
+            self._device_summary(terminalreporter)
+        if self.records:
+            self._training_summary(terminalreporter)
+
+    def _device_summary(self, terminalreporter: Any) -> None:
+        s = settings(terminalreporter.config)
+        found = {t["device"] for t in self.devices.values()}
+        devices = [d for d in DEVICES if d in found] + sorted(found - set(DEVICES))
+        header = ("device", "ran", "skipped", "errors", "state")
+        table = [header]
+        for device in devices:
+            outcomes = [t["outcome"] for t in self.devices.values() if t["device"] == device]
+            state = ""
+            if device == "cuda":
+                state = self.cuda or f"not looked for (--rnnshapes-device={s.device})"
+            counts = [str(outcomes.count(o)) for o in ("ran", "skipped", "error")]
+            table.append((device, *counts, state))
+        terminalreporter.write_sep("=", f"rnnshapes: tests by device (--rnnshapes-device={s.device})")
+        _write_table(terminalreporter, table)
+
+    def _training_summary(self, terminalreporter: Any) -> None:
         rows = sorted(
             self.records.values(), key=lambda r: (str(r.get("name")), str(r.get("device")), r["nodeid"])
         )
@@ -527,13 +609,9 @@ class _TrainingSummary:
             )
             for r in rows
         ]
-        widths = [max(len(row[k]) for row in table) for k in range(len(header))]
         reached = sum(1 for r in rows if r.get("reached"))
         terminalreporter.write_sep("=", f"rnnshapes: {len(rows)} trainings, {reached} reached their target")
-        for row in table:
-            terminalreporter.write_line(
-                "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            )
+        _write_table(terminalreporter, table)
 
 
 # ---------------------------------------------------------------------------------------------------------------

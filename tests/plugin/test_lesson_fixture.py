@@ -25,6 +25,7 @@ def test_a_lesson_is_trained_once_per_run_across_xdist_workers(pytester: pytest.
         ["*rnnshapes: 1 trainings, 1 reached their target*", "lesson hello-sequence *cpu*yes"]
     )
     assert result.stdout.str().count("lesson hello-sequence") == 1
+    assert "tests by device" not in result.stdout.str()  # no test was tied to a device
 
 
 def test_a_lesson_that_misses_its_target_fails_with_curve_and_rerun_line(pytester: pytest.Pytester) -> None:
@@ -65,5 +66,7 @@ def test_where(rnn_lesson_dir, tmp_path_factory):
     assert rnn_lesson_dir == tmp_path_factory.getbasetemp() / "rnnshapes-lessons"
 """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:xdist"
+    )
     result.assert_outcomes(passed=1)

@@ -2,6 +2,7 @@
 from its entry point, as in a user's project). CUDA is hidden (CUDA_VISIBLE_DEVICES="") so the outcomes are
 the same on a GPU machine."""
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -13,6 +14,9 @@ import pytest
 from rnnshapes.pytest_plugin import BUDGETS, DEVICES, Settings, make_record, seed_for
 
 EXAMPLE = Path(__file__).parent / "examples" / "user_project"
+VERSION = importlib.metadata.version("rnnshapes")
+QUICK = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:jaxtyping", "-p", "no:xdist")
+"""Arguments that spare an inner pytest the plugins it does not need (a second or two of start-up each)."""
 NO_CUDA = "CUDA not available: torch.cuda.is_available() is False"
 
 
@@ -61,7 +65,8 @@ def test_a_users_models_pass_and_fail_with_the_fault_named(
     text = _text(result)
     result.stdout.fnmatch_lines(
         [
-            "rnnshapes: devices=cpu,cuda (auto: *) seed=0 budget=ci (steps x1, time x1) threads=1 torch=*",
+            f"rnnshapes: devices=cpu,cuda (auto: *) seed=0 budget=ci (steps x1, time x1) threads=1 "
+            f"version={VERSION} torch=*",
             "user conftest: heavy modules imported before it: none",
         ]
     )
@@ -93,9 +98,18 @@ def test_a_users_models_pass_and_fail_with_the_fault_named(
             "--rnnshapes-device=cpu --rnnshapes-budget=ci --rnnshapes-threads=1",
         ]
     )
-    # CUDA absent under auto: visible skips with the reason
+    # CUDA absent under auto: visible skips with the reason, and the run ends saying where tests ran
     result.stdout.fnmatch_lines(
         [f"SKIPPED *test_user_models.py:*{NO_CUDA}*skipped under --rnnshapes-device=auto*"]
+    )
+    assert text.count("rnnshapes: tests by device") == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*= rnnshapes: tests by device (--rnnshapes-device=auto) =*",
+            "device * ran * skipped * errors * state",
+            "cpu * 7 * 0 * 0",  # the failed ones ran too
+            f"cuda * 0 * 8 * 0 * {NO_CUDA} (*CUDA_VISIBLE_DEVICES='')",
+        ]
     )
     # the end-of-run table, printed once (by the controller under xdist); the session fixture's record once
     assert text.count("rnnshapes: 4 trainings, 3 reached their target") == 1
@@ -162,6 +176,13 @@ def test_cuda_demanded_on_the_command_line_is_an_error_never_a_skip(pytester: py
         f"{NO_CUDA}" in text and f"but CUDA was demanded by rnnshapes device={device} (command line)" in text
     )
     assert "SKIPPED" not in text
+    result.stdout.fnmatch_lines(
+        [
+            "*= rnnshapes: tests by device (--rnnshapes-device=cuda) =*",
+            "device * ran * skipped * errors * state",
+            f"cuda * 0 * 0 * 2 * {NO_CUDA} (*)",
+        ]
+    )
 
 
 def test_cpu_from_the_ini_collects_cpu_ids_only_and_skips_cuda_tests(pytester: pytest.Pytester) -> None:
@@ -171,8 +192,13 @@ def test_cpu_from_the_ini_collects_cpu_ids_only_and_skips_cuda_tests(pytester: p
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(
         [
-            "rnnshapes: devices=cpu seed=7 budget=full (steps x10, time x10) threads=1 torch=*",
+            f"rnnshapes: devices=cpu seed=7 budget=full (steps x10, time x10) threads=1 version={VERSION} torch=*",
             "*test_device[[]cpu[]] PASSED*",
+            # nothing looked for CUDA (torch was never asked), and the table says so
+            "*= rnnshapes: tests by device (--rnnshapes-device=cpu) =*",
+            "device * ran * skipped * errors * state",
+            "cpu * 1 * 0 * 0",
+            "cuda * 0 * 1 * 0 * not looked for (--rnnshapes-device=cpu)",
             "SKIPPED * needs CUDA, but --rnnshapes-device=cpu runs on the CPU only",
         ]
     )
@@ -223,13 +249,6 @@ import torch
 import rnnshapes.testing
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def records(request):
     return [v for k, v in request.node.user_properties if k == "rnnshapes_train"]
 
@@ -271,14 +290,12 @@ def test_training_checks_run_with_the_threads_and_scaled_budgets_of_the_options(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_user=BUDGETED_TRAINING)
-    # in process: torch is imported already, which saves seconds (the inner tests restore the thread count)
-    result = pytester.runpytest_inprocess(
-        "-p", "no:cacheprovider", "--rnnshapes-threads=1", "--rnnshapes-budget=full"
-    )
+    result = pytester.runpytest_subprocess(*QUICK, "--rnnshapes-threads=1", "--rnnshapes-budget=full")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         ["*rnnshapes: 2 trainings, 1 reached their target*", "budgeted * cpu * 30 *NO"]
     )
+    assert "tests by device" not in result.stdout.str()  # no test was tied to a device
 
 
 # ---- the pieces, in process -------------------------------------------------------------------------------
@@ -343,3 +360,14 @@ def test_rnn_checks_is_bound_to_the_tests_seed_and_device(
     assert rnn_checks.device == "cpu" and rnn_checks.seed == rnn_seed
     assert rnn_checks.distinct_sizes is rnnshapes.testing.distinct_sizes
     assert "check_batch_independence" in dir(rnn_checks)
+
+
+def test_the_device_summary_names_available_cuda_with_its_gpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnshapes import pytest_plugin
+
+    monkeypatch.setattr(pytest_plugin, "_CUDA_REASON", [])
+    assert pytest_plugin._cuda_state() is None  # nobody looked: nothing is claimed
+    monkeypatch.setattr(pytest_plugin, "_CUDA_REASON", [None])  # looked, and usable
+    assert re.fullmatch(
+        r"CUDA available: \d+ GPU\(s\), torch \S+ \(CUDA \S+\)", pytest_plugin._cuda_state() or ""
+    )
