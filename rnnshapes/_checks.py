@@ -795,7 +795,21 @@ def shapecheck(fn: F) -> F:
     return typing.cast(F, wrapper)
 
 
-@torch.compiler.disable
-def _run_checks_eagerly(run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Under ``torch.compile`` the checks run outside the graph, on real tensors (a deliberate graph break)."""
+def _run_checks(run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     run(args, kwargs)
+
+
+_EAGER: Callable[..., None] | None = None  # _run_checks behind torch.compiler.disable, made on first use
+
+
+def _run_checks_eagerly(run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Under ``torch.compile`` the checks run outside the graph, on real tensors (a deliberate graph break).
+
+    ``torch.compiler.disable`` imports torch._dynamo (about a second), so it is applied at the first compiled
+    call, when dynamo is loaded anyway, not at ``import rnnshapes``. One module-level function and one global
+    keep it to a single recompilation of this frame, whatever the number of checked functions.
+    """
+    global _EAGER
+    if _EAGER is None:
+        _EAGER = torch.compiler.disable(_run_checks)
+    _EAGER(run, args, kwargs)

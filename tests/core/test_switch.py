@@ -69,3 +69,21 @@ def test_torch_compile_no_false_errors_and_still_catches_a_wrong_input():
     compiled(torch.randn(3, 6, 5))  # another valid shape: recompiles, no false error
     with pytest.raises(ShapeError, match=r"\[hidden-batch-first\]"):
         compiled(x, torch.zeros(2, 1, 7))
+
+
+def test_checked_models_import_and_run_without_loading_torch_dynamo():
+    # torch.compiler.disable imports torch._dynamo (about a second, in every process that imports the models):
+    # the checks apply it at their first compiled call, never at import or in eager calls
+    code = textwrap.dedent(
+        """
+        import sys
+        import torch
+        from rnnshapes.models import HelloRNN
+
+        HelloRNN()(torch.randn(2, 6, 5))
+        print("torch._dynamo" in sys.modules)
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stdout + out.stderr
