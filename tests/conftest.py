@@ -27,3 +27,19 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The lesson trainings first, the tests that reuse a trained lesson last.
+
+    A lesson is trained once per run and the other tests that need it wait on its lock; started first (by
+    the first xdist worker), the trainings are done by the time their reusers (predict, generate) come, so
+    no worker sits idle waiting for a training the other one has only just begun.
+    """
+
+    def order(item: pytest.Item) -> int:
+        if "rnn_lesson" not in getattr(item, "fixturenames", ()):
+            return 1
+        return 0 if item.path.name == "test_lessons.py" else 2
+
+    items.sort(key=order)  # stable: the order within each group is kept
