@@ -20,3 +20,8 @@ class TrainingError(RuntimeError):
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is corrupt, or was saved for another model or configuration."""
+
+
+# Tracebacks and pytest reports name the public path (rnnshapes.ShapeError), not this private module.
+for _error in (ShapeError, DataError, TrainingError, CheckpointError):
+    _error.__module__ = "rnnshapes"

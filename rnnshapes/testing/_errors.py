@@ -31,3 +31,8 @@ class DeviceUnavailable(RuntimeError):
     ``except DeviceUnavailable as e: pytest.skip(str(e))``. The plugin's ``rnn_checks`` fixture does this for
     you (or fails, when CUDA was demanded with ``--rnnshapes-device=cuda`` or ``all``).
     """
+
+
+# Tracebacks and pytest reports name the public path (rnnshapes.testing.CheckFailed), not this private module.
+for _error in (CheckFailed, ConvergenceFailed, DeviceUnavailable):
+    _error.__module__ = "rnnshapes.testing"
