@@ -17,6 +17,7 @@ tiny signature without and with a hidden state, and for the pack/pad encoder's (
 import argparse
 import json
 import platform
+import statistics
 import sys
 import time
 
@@ -179,8 +180,15 @@ def bench(variants, make_inputs, n: int, rounds: int, train: bool):
     for _ in range(rounds):
         for name, step in steps.items():
             samples[name].append(time_steps(step, n))
-    # best of rounds (as timeit advises): the round least disturbed by other load on the machine
-    return {name: min(v) for name, v in samples.items()}
+    # times: best of rounds (as timeit advises), the round least disturbed by other load on the machine;
+    # ratios: the median over rounds of checked / unchecked measured in the same round (paired, so a drift
+    # of the machine between rounds cancels out instead of landing on one variant's best)
+    best = {name: min(v) for name, v in samples.items()}
+    paired = {
+        name: statistics.median(a / b for a, b in zip(v, samples["unchecked"], strict=True))
+        for name, v in samples.items()
+    }
+    return best, paired
 
 
 def main(argv=None) -> dict:
@@ -237,13 +245,15 @@ def main(argv=None) -> dict:
         f"{'case':55s} {'unchecked':>11s} {'shapecheck':>11s} {'jaxtyping':>11s}  {'shapecheck +us (x)':>20s} {'jaxtyping +us (x)':>20s}"
     )
     for label, (variants, make, n, train) in cases.items():
-        r = bench(variants, make, n, args.rounds, train)
+        r, paired = bench(variants, make, n, args.rounds, train)
         base = r["unchecked"]
         row = {k: round(v, 2) for k, v in r.items()}
         row["shapecheck_overhead_us"] = round(r["shapecheck"] - base, 2)
         row["jaxtyping_overhead_us"] = round(r["jaxtyping"] - base, 2)
-        row["shapecheck_ratio"] = round(r["shapecheck"] / base, 3)
+        row["shapecheck_ratio"] = round(r["shapecheck"] / base, 3)  # of the best times
         row["jaxtyping_ratio"] = round(r["jaxtyping"] / base, 3)
+        row["shapecheck_ratio_paired"] = round(paired["shapecheck"], 3)  # median of same-round ratios
+        row["jaxtyping_ratio_paired"] = round(paired["jaxtyping"], 3)
         report["cases"][label] = row
         print(
             f"{label:55s} {base:9.1f}us {r['shapecheck']:9.1f}us {r['jaxtyping']:9.1f}us  "

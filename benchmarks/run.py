@@ -341,8 +341,8 @@ def _checks_md(checks: dict[str, Any]) -> list[str]:
             _f(row["unchecked"], 1),
             _f(row["shapecheck"], 1),
             _f(row["jaxtyping"], 1),
-            f"{row['shapecheck_ratio']:.2f}x",
-            f"{row['jaxtyping_ratio']:.2f}x",
+            _ratio_cell(row, "shapecheck"),
+            _ratio_cell(row, "jaxtyping"),
         ]
         for case, row in checks["cases"].items()
     ]
@@ -351,8 +351,19 @@ def _checks_md(checks: dict[str, Any]) -> list[str]:
         + _table(
             ["case", "unchecked", "shapecheck", "jaxtyping", "shapecheck / plain", "jaxtyping / plain"], body
         )
-        + [f"{checks['machine']}; {checks['rounds']} rounds.", ""]
+        + [
+            f"{checks['machine']}; {checks['rounds']} rounds. Times are the best round of each variant; a "
+            "ratio is the median over rounds of the two variants measured in the same round (best-of "
+            "ratio in brackets).",
+            "",
+        ]
     )
+
+
+def _ratio_cell(row: dict[str, Any], variant: str) -> str:
+    best = f"{row[f'{variant}_ratio']:.2f}x"
+    paired = row.get(f"{variant}_ratio_paired")  # absent from runs recorded before it was measured
+    return best if paired is None else f"{paired:.3f}x ({best})"
 
 
 def render_markdown(results: dict[str, Any]) -> str:

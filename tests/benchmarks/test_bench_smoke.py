@@ -145,6 +145,8 @@ def test_checks_section_is_bench_checks_report(results: dict) -> None:
     assert len(checks["cases"]) == 5
     for row in checks["cases"].values():
         assert row["shapecheck_ratio"] == pytest.approx(row["shapecheck"] / row["unchecked"], rel=0.01)
+        # one round: the median of the same-round ratios is that round's ratio, of times not rounded yet
+        assert row["shapecheck_ratio_paired"] == pytest.approx(row["shapecheck_ratio"], rel=0.01)
 
 
 def _tables(markdown: str) -> list[list[str]]:
