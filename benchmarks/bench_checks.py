@@ -1,9 +1,11 @@
 """Cost of the shape checks, side by side in one run (issue: shape-checking core).
 
-Three versions of the same model step, interleaved round by round so that load on the machine hits all
-three alike:
+Four versions of the same model step, interleaved round by round so that load on the machine hits all
+four alike:
   unchecked   plain forward
-  shapecheck  rnnshapes.shapecheck (module-bound sizes, *seq, devices)
+  shapecheck  rnnshapes.shapecheck (module-bound sizes, *seq, devices), as a loop calls it: each call
+              signature (shapes, dtypes, devices) is checked in full once, then remembered
+  shapecheck_full  the same with that memory off: what every call with a new signature pays
   jaxtyping   jaxtyped(typechecker=beartype) with the closest plain annotations
 on (a) the tiny RNN step (RNN 5->5, length 6, batch 1; forward + backward + optimizer step) and (b) the
 names-classifier step (embedding 128->100, bi-GRU 2x100, batch 256, length 12).
@@ -27,6 +29,7 @@ from jaxtyping import Float, Int, jaxtyped
 from torch import Tensor, nn
 
 from rnnshapes import Hidden, LSTMState, shapecheck
+from rnnshapes._checks import _State
 
 
 def tiny_models():
@@ -157,6 +160,9 @@ def time_steps(step, n: int) -> float:
 
 
 def bench(variants, make_inputs, n: int, rounds: int, train: bool):
+    # shapecheck remembers the call signatures that passed; "shapecheck_full" is the same model with that
+    # memory off, i.e. what a call with a signature not seen before pays
+    variants = {**variants, "shapecheck_full": variants["shapecheck"]}
     steps = {}
     for name, cls in variants.items():
         torch.manual_seed(0)
@@ -164,8 +170,13 @@ def bench(variants, make_inputs, n: int, rounds: int, train: bool):
         opt = torch.optim.SGD(model.parameters(), lr=0.01) if train else None
         args = make_inputs()
 
-        def step(model=model, opt=opt, args=args):
-            out = model(*args)
+        def step(model=model, opt=opt, args=args, full=name == "shapecheck_full"):
+            if full:
+                _State.memo = False
+            try:
+                out = model(*args)
+            finally:
+                _State.memo = True
             if opt is not None:
                 out = out[0] if isinstance(out, tuple) else out
                 loss = out.float().pow(2).mean()
@@ -253,12 +264,15 @@ def main(argv=None) -> dict:
         row["shapecheck_ratio"] = round(r["shapecheck"] / base, 3)  # of the best times
         row["jaxtyping_ratio"] = round(r["jaxtyping"] / base, 3)
         row["shapecheck_ratio_paired"] = round(paired["shapecheck"], 3)  # median of same-round ratios
+        row["shapecheck_full_overhead_us"] = round(r["shapecheck_full"] - base, 2)
+        row["shapecheck_full_ratio_paired"] = round(paired["shapecheck_full"], 3)
         row["jaxtyping_ratio_paired"] = round(paired["jaxtyping"], 3)
         report["cases"][label] = row
         print(
             f"{label:55s} {base:9.1f}us {r['shapecheck']:9.1f}us {r['jaxtyping']:9.1f}us  "
             f"{row['shapecheck_overhead_us']:+9.1f} ({row['shapecheck_ratio']:.3f}x) "
-            f"{row['jaxtyping_overhead_us']:+9.1f} ({row['jaxtyping_ratio']:.3f}x)"
+            f"{row['jaxtyping_overhead_us']:+9.1f} ({row['jaxtyping_ratio']:.3f}x)  "
+            f"new signature: {row['shapecheck_full_overhead_us']:+.1f}us ({row['shapecheck_full_ratio_paired']:.3f}x)"
         )
     if args.json:
         with open(args.json, "w") as f:

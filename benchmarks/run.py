@@ -340,21 +340,25 @@ def _checks_md(checks: dict[str, Any]) -> list[str]:
             case,
             _f(row["unchecked"], 1),
             _f(row["shapecheck"], 1),
+            _f(row["shapecheck_full"], 1) if "shapecheck_full" in row else "-",
             _f(row["jaxtyping"], 1),
             _ratio_cell(row, "shapecheck"),
+            f"{row['shapecheck_full_ratio_paired']:.3f}x" if "shapecheck_full_ratio_paired" in row else "-",
             _ratio_cell(row, "jaxtyping"),
         ]
         for case, row in checks["cases"].items()
     ]
+    columns = ["case", "unchecked", "shapecheck", "shapecheck, new signature", "jaxtyping"]
+    columns += ["shapecheck / plain", "new signature / plain", "jaxtyping / plain"]
     return (
         ["### Cost of the shape checks (µs per call, best of interleaved rounds)", ""]
-        + _table(
-            ["case", "unchecked", "shapecheck", "jaxtyping", "shapecheck / plain", "jaxtyping / plain"], body
-        )
+        + _table(columns, body)
         + [
-            f"{checks['machine']}; {checks['rounds']} rounds. Times are the best round of each variant; a "
-            "ratio is the median over rounds of the two variants measured in the same round (best-of "
-            "ratio in brackets).",
+            f"{checks['machine']}; {checks['rounds']} rounds. `shapecheck` remembers the call signatures "
+            "(shapes, dtypes, devices, the module's layout and weights) that passed, as a training loop "
+            'meets them again; "new signature" is the full check a call pays the first time. Times are the '
+            "best round of each variant; a ratio is the median over rounds of the two variants measured in "
+            "the same round (best-of ratio in brackets).",
             "",
         ]
     )

@@ -13,6 +13,10 @@ How a call is checked (all of it here, read top to bottom):
    came from, and a hint for the usual mistake (see ``_hints``).
 4. Devices and dtypes of the tensors are compared with each other and with the module's weights.
 5. The return value is checked with the same bindings.
+6. A call whose signature passed before is not checked again: the shapes, dtypes and devices of its tensor
+   arguments, with the module's layout and weights (and the function), key a set of passed signatures kept
+   per module (dropped when its recurrent layer is replaced). A training loop pays the full check once per
+   batch shape. Any argument that is not a tensor, None or a tuple of them is always checked in full.
 
 The semantics of the dimension strings are jaxtyping's (a property test checks that this fast path accepts
 and rejects exactly what ``jaxtyped(typechecker=beartype)`` does on plain annotations); ``*seq``, module
@@ -27,7 +31,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import jaxtyping
@@ -84,6 +88,9 @@ def _env_enabled() -> bool:
 
 class _State:
     enabled: bool = _env_enabled()
+    # remember the call signatures that passed (shapes, dtypes, devices, the module's layout and weights), so
+    # that a training loop pays the full check once per signature; off only to measure the full check
+    memo: bool = True
 
 
 def checks_enabled() -> bool:
@@ -354,6 +361,8 @@ class _ModuleInfo:
     # (parent, attribute, child) from the checked module down to the recurrent layer the sizes came from:
     # if any link was replaced (``model.rnn = nn.GRU(...)``), the sizes are read again
     chain: tuple[tuple[nn.Module, str, nn.Module], ...] = ()
+    # per checked function: the call signatures that passed its checks with this module as it is now
+    seen: dict[Callable[..., Any], set[Any]] = field(default_factory=dict)
 
     def current(self) -> bool:
         for parent, attr, child in self.chain:
@@ -447,13 +456,18 @@ def _module_info(module: nn.Module) -> _ModuleInfo:
     return info
 
 
+def _info(module: nn.Module) -> _ModuleInfo:
+    info = module.__dict__.get(_INFO_KEY)
+    if info is None or not info.current():
+        info = module.__dict__[_INFO_KEY] = _module_info(module)
+    return typing.cast(_ModuleInfo, info)
+
+
 def module_context(name: str, module: nn.Module | None) -> Context:
     """A call context with the sizes the module knows already bound."""
     if module is None:
         return Context(name, None, {}, {})
-    info = module.__dict__.get(_INFO_KEY)
-    if info is None or not info.current():
-        info = module.__dict__[_INFO_KEY] = _module_info(module)
+    info = _info(module)
     ctx = Context(name, module, info.memo.copy(), {}, info.org)
     bf = getattr(module, "batch_first", info.batch_first)
     ctx.batch_first = bf if isinstance(bf, bool) else info.batch_first
@@ -778,6 +792,35 @@ def shapecheck(fn: F) -> F:
                 check_devices(ctx, p.name, value)
         return ctx
 
+    plain_seen: set[Any] = set()  # the passed call signatures of a function that is not a module's method
+
+    def call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, set[Any]] | None:
+        """The call's signature and the set of passed ones it belongs to (None: check it in full)."""
+        parts: list[Any] = []
+        n = len(args)
+        for p in checked:
+            if 0 <= p.index < n:
+                value = args[p.index]
+            elif p.name in kwargs:
+                value = kwargs[p.name]
+            else:
+                value = p.default
+            sig = _signature(value)
+            if sig is _UNKNOWN:
+                return None
+            parts.append(sig)
+        seen = plain_seen
+        module = args[0] if is_method and args and isinstance(args[0], nn.Module) else None
+        if module is not None:
+            info = _info(module)
+            seen = info.seen.setdefault(fn, set())
+            w = info.weight()
+            bf = getattr(module, "batch_first", info.batch_first)
+            parts += (bf, None if w is None else (w.dtype, w.device))
+        if len(seen) > _MEMO_LIMIT:
+            seen.clear()
+        return tuple(parts), seen
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _State.enabled:
@@ -785,14 +828,53 @@ def shapecheck(fn: F) -> F:
         if torch.compiler.is_compiling():
             _run_checks_eagerly(run_checks, args, kwargs)
             return fn(*args, **kwargs)
-        ctx = run_checks(args, kwargs)
+        memo = call_key(args, kwargs) if _State.memo else None
+        if memo is None:
+            ctx: Context | None = run_checks(args, kwargs)
+        else:
+            key, seen = memo
+            if key in seen:
+                ctx = None  # these inputs passed before: the same checks would pass again
+            else:
+                ctx = run_checks(args, kwargs)
+                seen.add(key)
         result = fn(*args, **kwargs)
         if ret_spec is not None:
-            check_value(ret_spec, result, "return value", ctx)
+            if memo is None:
+                check_value(ret_spec, result, "return value", ctx or run_checks(args, kwargs))
+            else:
+                out = _signature(result)
+                if out is _UNKNOWN or (key, out) not in seen:
+                    check_value(ret_spec, result, "return value", ctx or run_checks(args, kwargs))
+                    if out is not _UNKNOWN:
+                        seen.add((key, out))
         return result
 
     wrapper.__rnnshapes_checked__ = True  # type: ignore[attr-defined]
     return typing.cast(F, wrapper)
+
+
+_UNKNOWN = object()  # a value whose check reads more than its signature shows: such calls are always checked
+_MEMO_LIMIT = 512  # signatures kept per checked function and module (variable lengths make a few dozen)
+
+
+def _signature(value: Any) -> Any:
+    """What the fast path reads from a value, as a hashable key: shape, dtype and device of a tensor,
+    recursively through tuples; ``_UNKNOWN`` for anything else (a PackedSequence's batch is read from its
+    values)."""
+    if isinstance(value, Tensor):
+        return (value.shape, value.dtype, value.device)
+    if value is None:
+        return None
+    if type(value) is tuple:
+        items = []
+        for v in value:
+            sig = _signature(v)
+            if sig is _UNKNOWN:
+                return _UNKNOWN
+            items.append(sig)
+        return tuple(items)
+    return _UNKNOWN
 
 
 def _run_checks(run: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

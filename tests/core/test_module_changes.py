@@ -93,3 +93,46 @@ def test_an_annotated_first_parameter_of_a_static_method_is_checked():
     assert NotCalledSelf.first(torch.randn(2, 3)).shape == (3,)
     with pytest.raises(ShapeError, match=r"argument 'x' has the wrong shape"):
         NotCalledSelf.first(torch.randn(3))
+
+
+# --- a passed call signature is remembered: the same inputs are not checked twice, anything else still is ---
+
+
+def test_a_remembered_signature_never_hides_a_different_mistake():
+    model = _called()  # (2, 6, 5) passed once
+    model(torch.randn(2, 6, 5))  # the same signature: remembered
+    with pytest.raises(ShapeError, match=r"axis 2 \(input\) should be 5, got 4"):
+        model(torch.randn(2, 6, 4))
+    with pytest.raises(ShapeError, match=r"\[hidden-batch-first\]"):
+        model(torch.randn(2, 6, 5), torch.zeros(2, 1, 5))
+
+
+def test_weights_converted_in_place_are_part_of_the_signature():
+    model = _called()  # float32 input passed with float32 weights
+    for p in model.parameters():
+        p.data = p.data.double()  # what .double() does without overwriting the parameters
+    with pytest.raises(ShapeError, match=r"different dtype from the weights"):
+        model(torch.randn(2, 6, 5))
+
+
+def test_the_layout_flag_is_part_of_the_signature():
+    model = HelloRNN()
+    x, h0 = torch.randn(2, 6, 5), torch.zeros(1, 2, 5)
+    model(x, h0)  # batch_first: (batch=2, time=6, input=5) with its (1, batch=2, hidden) state: passed
+    model.batch_first = model.rnn.batch_first = False
+    with pytest.raises(ShapeError, match=r"axis 1 \(batch\) should be 6, got 2"):
+        model(x, h0)  # the same tensors now read (time=2, batch=6, input=5): the state no longer fits
+
+
+def test_a_return_value_is_checked_whenever_its_shape_is_new():
+    sizes = iter([3, 3, 4])
+
+    @shapecheck
+    def head(x: Float[Tensor, "batch input"]) -> Float[Tensor, " batch"]:
+        return torch.zeros(next(sizes))
+
+    x = torch.randn(3, 5)
+    head(x)
+    head(x)  # the same input and output signatures: remembered
+    with pytest.raises(ShapeError, match=r"argument 'return value' has the wrong shape"):
+        head(x)  # the same input, an output of another shape: checked
