@@ -92,7 +92,7 @@ LESSONS: dict[str, Lesson] = {
                 schedule="onecycle",
             ),
             Target("accuracy", 0.85),
-            Budget(max_steps=525, max_seconds=600, eval_every=27, eval_from=324),
+            Budget(max_steps=525, max_seconds=600, eval_every=27, eval_from=351),
             build_task=names_task,
             time_goals={"cpu": 30.0, "cuda": 5.0},
         ),
