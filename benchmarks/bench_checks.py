@@ -6,6 +6,7 @@ four alike:
   shapecheck  rnnshapes.shapecheck (module-bound sizes, *seq, devices), as a loop calls it: each call
               signature (shapes, dtypes, devices) is checked in full once, then remembered
   shapecheck_full  the same with that memory off: what every call with a new signature pays
+  (and unchecked_control, a second unchecked instance: the noise floor of the ratios)
   jaxtyping   jaxtyped(typechecker=beartype) with the closest plain annotations
 on (a) the tiny RNN step (RNN 5->5, length 6, batch 1; forward + backward + optimizer step) and (b) the
 names-classifier step (embedding 128->100, bi-GRU 2x100, batch 256, length 12).
@@ -163,6 +164,9 @@ def bench(variants, make_inputs, n: int, rounds: int, train: bool):
     # shapecheck remembers the call signatures that passed; "shapecheck_full" is the same model with that
     # memory off, i.e. what a call with a signature not seen before pays
     variants = {**variants, "shapecheck_full": variants["shapecheck"]}
+    # a second, identical unchecked model: its ratio to the first is the noise floor of this machine (where
+    # each instance's memory lands moves a small step by several per cent, whatever the checks do)
+    variants["unchecked_control"] = variants["unchecked"]
     steps = {}
     for name, cls in variants.items():
         torch.manual_seed(0)
@@ -266,13 +270,15 @@ def main(argv=None) -> dict:
         row["shapecheck_ratio_paired"] = round(paired["shapecheck"], 3)  # median of same-round ratios
         row["shapecheck_full_overhead_us"] = round(r["shapecheck_full"] - base, 2)
         row["shapecheck_full_ratio_paired"] = round(paired["shapecheck_full"], 3)
+        row["control_ratio_paired"] = round(paired["unchecked_control"], 3)
         row["jaxtyping_ratio_paired"] = round(paired["jaxtyping"], 3)
         report["cases"][label] = row
         print(
             f"{label:55s} {base:9.1f}us {r['shapecheck']:9.1f}us {r['jaxtyping']:9.1f}us  "
             f"{row['shapecheck_overhead_us']:+9.1f} ({row['shapecheck_ratio']:.3f}x) "
             f"{row['jaxtyping_overhead_us']:+9.1f} ({row['jaxtyping_ratio']:.3f}x)  "
-            f"new signature: {row['shapecheck_full_overhead_us']:+.1f}us ({row['shapecheck_full_ratio_paired']:.3f}x)"
+            f"new signature: {row['shapecheck_full_overhead_us']:+.1f}us ({row['shapecheck_full_ratio_paired']:.3f}x)  "
+            f"control: {row['control_ratio_paired']:.3f}x"
         )
     if args.json:
         with open(args.json, "w") as f:

@@ -345,11 +345,12 @@ def _checks_md(checks: dict[str, Any]) -> list[str]:
             _ratio_cell(row, "shapecheck"),
             f"{row['shapecheck_full_ratio_paired']:.3f}x" if "shapecheck_full_ratio_paired" in row else "-",
             _ratio_cell(row, "jaxtyping"),
+            f"{row['control_ratio_paired']:.3f}x" if "control_ratio_paired" in row else "-",
         ]
         for case, row in checks["cases"].items()
     ]
     columns = ["case", "unchecked", "shapecheck", "shapecheck, new signature", "jaxtyping"]
-    columns += ["shapecheck / plain", "new signature / plain", "jaxtyping / plain"]
+    columns += ["shapecheck / plain", "new signature / plain", "jaxtyping / plain", "control"]
     return (
         ["### Cost of the shape checks (µs per call, best of interleaved rounds)", ""]
         + _table(columns, body)
@@ -358,7 +359,8 @@ def _checks_md(checks: dict[str, Any]) -> list[str]:
             "(shapes, dtypes, devices, the module's layout and weights) that passed, as a training loop "
             'meets them again; "new signature" is the full check a call pays the first time. Times are the '
             "best round of each variant; a ratio is the median over rounds of the two variants measured in "
-            "the same round (best-of ratio in brackets).",
+            'the same round (best-of ratio in brackets). "control" is a second unchecked model timed the '
+            "same way: how far two identical models differ on this machine, the noise floor of every ratio.",
             "",
         ]
     )
