@@ -25,3 +25,5 @@ class CheckpointError(RuntimeError):
 # Tracebacks and pytest reports name the public path (rnnshapes.ShapeError), not this private module.
 for _error in (ShapeError, DataError, TrainingError, CheckpointError):
     _error.__module__ = "rnnshapes"
+
+del _error

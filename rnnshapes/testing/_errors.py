@@ -36,3 +36,5 @@ class DeviceUnavailable(RuntimeError):
 # Tracebacks and pytest reports name the public path (rnnshapes.testing.CheckFailed), not this private module.
 for _error in (CheckFailed, ConvergenceFailed, DeviceUnavailable):
     _error.__module__ = "rnnshapes.testing"
+
+del _error
