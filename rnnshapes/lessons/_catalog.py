@@ -76,7 +76,7 @@ LESSONS: dict[str, Lesson] = {
                 schedule="onecycle",
             ),
             Target("accuracy", 0.80),
-            Budget(max_steps=1254, max_seconds=600, eval_every=105),
+            Budget(max_steps=1254, max_seconds=600, eval_every=105, eval_from=420),
             build_task=names_task,
         ),
         Lesson(
@@ -111,7 +111,7 @@ LESSONS: dict[str, Lesson] = {
                 extra={"length": 64, "pct_start": 0.15, "carry_hidden": True},
             ),
             Target("loss", 2.0, "min"),
-            Budget(max_steps=600, max_seconds=600, eval_every=25, eval_from=250),
+            Budget(max_steps=600, max_seconds=600, eval_every=25, eval_from=300),
             build_task=char_task,
             time_goals={"cpu": 60.0},
         ),
