@@ -771,18 +771,19 @@ def shapecheck(fn: F) -> F:
     checked = [p for p in params if p.spec is not None]
     ret_spec = parse_annotation(hints.get("return", inspect.Parameter.empty))
 
+    def values(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        """The checked parameters' values in this call (``inspect.Parameter.empty`` for a missing one)."""
+        n = len(args)
+        return [
+            args[p.index] if 0 <= p.index < n else kwargs[p.name] if p.name in kwargs else p.default
+            for p in checked
+        ]
+
     def run_checks(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
         module = args[0] if is_method and isinstance(args[0], nn.Module) else None
         ctx = module_context(fn.__name__ if module is not None else qualname, module)
-        n = len(args)
-        for p in checked:
-            if 0 <= p.index < n:
-                value = args[p.index]
-            elif p.name in kwargs:
-                value = kwargs[p.name]
-            elif p.default is not inspect.Parameter.empty:
-                value = p.default
-            else:
+        for p, value in zip(checked, values(args, kwargs), strict=True):
+            if value is inspect.Parameter.empty:
                 continue  # a missing argument: Python itself reports it
             try:
                 _check(p.spec, value, p.name, ctx)  # type: ignore[arg-type]
@@ -797,15 +798,8 @@ def shapecheck(fn: F) -> F:
     def call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, set[Any]] | None:
         """The call's signature and the set of passed ones it belongs to (None: check it in full)."""
         parts: list[Any] = []
-        n = len(args)
-        for p in checked:
-            if 0 <= p.index < n:
-                value = args[p.index]
-            elif p.name in kwargs:
-                value = kwargs[p.name]
-            else:
-                value = p.default
-            sig = _signature(value)
+        for value in values(args, kwargs):
+            sig = _signature(value)  # a missing argument (Parameter.empty) is _UNKNOWN: checked in full
             if sig is _UNKNOWN:
                 return None
             parts.append(sig)
