@@ -30,7 +30,7 @@ from jaxtyping import Float, Int, jaxtyped
 from torch import Tensor, nn
 
 from rnnshapes import Hidden, LSTMState, shapecheck
-from rnnshapes._checks import _State
+from rnnshapes.core._checks import _State
 
 
 def tiny_models():

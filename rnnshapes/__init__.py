@@ -9,40 +9,40 @@ used (the pytest plugin relies on this). The public face is listed in ``__all__`
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CheckpointError as CheckpointError
-from ._errors import DataError as DataError
-from ._errors import ShapeError as ShapeError
-from ._errors import TrainingError as TrainingError
-from ._vocab import DIMENSIONS as DIMENSIONS
-from ._vocab import SEQ as SEQ
-from ._vocab import __doc__ as _vocabulary
+from .core._errors import CheckpointError as CheckpointError
+from .core._errors import DataError as DataError
+from .core._errors import ShapeError as ShapeError
+from .core._errors import TrainingError as TrainingError
+from .core._vocab import DIMENSIONS as DIMENSIONS
+from .core._vocab import SEQ as SEQ
+from .core._vocab import __doc__ as _vocabulary
 
 __doc__ = f"{__doc__}\n{_vocabulary}"  # help(rnnshapes) shows the shape vocabulary, written once in _vocab
 
 if TYPE_CHECKING:
-    from ._checks import Hidden as Hidden
-    from ._checks import LSTMState as LSTMState
-    from ._checks import Packed as Packed
-    from ._checks import checks as checks
-    from ._checks import checks_enabled as checks_enabled
-    from ._checks import shapecheck as shapecheck
-    from ._guard import GuardHandle as GuardHandle
-    from ._guard import guard as guard
-    from ._pack import pack as pack
+    from .core._checks import shapecheck as shapecheck
+    from .core._guard import GuardHandle as GuardHandle
+    from .core._guard import guard as guard
+    from .core._pack import pack as pack
+    from .core._specs import Hidden as Hidden
+    from .core._specs import LSTMState as LSTMState
+    from .core._specs import Packed as Packed
+    from .core._switch import checks as checks
+    from .core._switch import checks_enabled as checks_enabled
 
 __version__ = "0.1.0"
 
 # name -> private module that defines it; imported on first use (PEP 562).
 _LAZY = {
-    "shapecheck": "._checks",
-    "checks": "._checks",
-    "checks_enabled": "._checks",
-    "Hidden": "._checks",
-    "LSTMState": "._checks",
-    "Packed": "._checks",
-    "guard": "._guard",
-    "GuardHandle": "._guard",
-    "pack": "._pack",
+    "shapecheck": ".core._checks",
+    "checks": ".core._switch",
+    "checks_enabled": ".core._switch",
+    "Hidden": ".core._specs",
+    "LSTMState": ".core._specs",
+    "Packed": ".core._specs",
+    "guard": ".core._guard",
+    "GuardHandle": ".core._guard",
+    "pack": ".core._pack",
 }
 
 __all__ = [

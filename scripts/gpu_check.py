@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         tests = [*pytest, "--rnnshapes-device=cuda", "-n", "4", "tests/lessons", "tests/testing", "tests/models",
                  "tests/core", "--deselect", "tests/lessons/test_gpu_check.py", "--junitxml", str(out / "tests.xml")]  # fmt: skip
         ddp = [py, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "1", "--master-addr",
-               "127.0.0.1", "--master-port", "29577", "-m", "rnnshapes.distributed", "names", "--device", "cuda",
+               "127.0.0.1", "--master-port", "29577", "-m", "rnnshapes.cli.distributed", "names", "--device", "cuda",
                "--out", str(out / "ddp")]  # fmt: skip
         bench = [py, "benchmarks/run.py", "--device", "cuda", "--seeds", "20", "--checks-rounds", "1",
                  "--out", str(out / "bench.json")]  # fmt: skip

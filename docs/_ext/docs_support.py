@@ -103,7 +103,7 @@ def _annotation_dims(annotation: Any, batch_first: bool) -> tuple[str, list[str]
     dim_str = getattr(annotation, "dim_str", None)
     if dim_str is None:
         return "", []
-    from rnnshapes._vocab import seq_axes
+    from rnnshapes.core._vocab import seq_axes
 
     names: list[str] = []
     for token in dim_str.split():
@@ -584,10 +584,10 @@ class Catalogue:
     def mistake(self, code: str, hint: str | None = None, kind: str | None = None) -> None:
         """Run ``code``, which must raise ShapeError (carrying ``[hint]`` / ``kind`` when given); print both."""
         from rnnshapes import ShapeError
-        from rnnshapes._messages import HINTS
+        from rnnshapes.core._messages import HINTS
 
         if hint is not None and hint not in HINTS:
-            raise KeyError(f"{hint!r} is not a key of rnnshapes._messages.HINTS")
+            raise KeyError(f"{hint!r} is not a key of rnnshapes.core._messages.HINTS")
         source = textwrap.dedent(code).strip("\n")
         try:
             exec(compile(source, f"<catalogue: {hint or kind}>", "exec"), self.namespace)  # noqa: S102
@@ -610,6 +610,6 @@ class Catalogue:
         write(fence("text", "ShapeError: " + message))
 
     def missing_hints(self) -> list[str]:
-        from rnnshapes._messages import HINTS
+        from rnnshapes.core._messages import HINTS
 
         return [key for key in HINTS if key not in self.shown]

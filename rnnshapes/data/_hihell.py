@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Float, Int64
 from torch import Tensor
 
-from .._errors import DataError
+from ..core._errors import DataError
 
 HIHELL_IDX2CHAR: tuple[str, ...] = ("h", "i", "e", "l", "o")
 """The five symbols of the hihell lessons; a symbol's index is its class id."""

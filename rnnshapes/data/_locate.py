@@ -27,7 +27,7 @@ from pathlib import Path
 
 import filelock
 
-from .._errors import DataError
+from ..core._errors import DataError
 
 DATA_FILES: dict[str, str] = {
     "names_train.csv.gz": "49b4bf41dce5bfeac989b46ca37cf7baccd9a0d2a855df82f86de67a9376268f",

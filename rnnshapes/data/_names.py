@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from .._errors import DataError
+from ..core._errors import DataError
 from ._locate import find_data_file
 
 COUNTRIES: tuple[str, ...] = (

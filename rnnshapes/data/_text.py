@@ -21,7 +21,7 @@ import torch
 from jaxtyping import Int64
 from torch import Tensor
 
-from .._errors import DataError
+from ..core._errors import DataError
 from ._locate import find_data_file
 
 SHAKESPEARE_FILE = "shakespeare.txt.gz"

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__
-from .._errors import CheckpointError
+from ..core._errors import CheckpointError
 from ..data import cache_dir
 from ..train import (
     Budget,

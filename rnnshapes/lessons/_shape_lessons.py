@@ -6,7 +6,7 @@ each sequence alone.
 
 import torch
 
-from .._precision import tf32_disabled
+from ..core._precision import tf32_disabled
 from ..models import PackedEncoder, cell_tour
 
 

@@ -6,7 +6,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from rnnshapes._checks import Hidden, shapecheck
+from rnnshapes.core._checks import Hidden, shapecheck
 
 ASCII = "".join(chr(code) for code in range(128))
 """The course's alphabet: the 128 ASCII characters, each at the index of its code."""

@@ -5,7 +5,7 @@ from typing import Any
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from rnnshapes._checks import Hidden, shapecheck
+from rnnshapes.core._checks import Hidden, shapecheck
 
 
 class HelloRNN(nn.Module):

@@ -6,8 +6,8 @@ from typing import Any
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from rnnshapes._checks import shapecheck
-from rnnshapes._pack import pack
+from rnnshapes.core._checks import shapecheck
+from rnnshapes.core._pack import pack
 
 _CELLS: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 

@@ -6,8 +6,8 @@ from jaxtyping import Float, Int
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_packed_sequence
 
-from rnnshapes._checks import LSTMState, shapecheck
-from rnnshapes._pack import pack
+from rnnshapes.core._checks import LSTMState, shapecheck
+from rnnshapes.core._pack import pack
 
 
 class PackedEncoder(nn.Module):

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._precision import tf32_disabled as tf32_disabled
+from ..core._precision import tf32_disabled as tf32_disabled
 from ._calls import (
     CallFn,
     OutputFn,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .. import models
-from .._errors import CheckpointError
+from ..core._errors import CheckpointError
 
 FORMAT = "rnnshapes-checkpoint/1"
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from .._errors import TrainingError
+from ..core._errors import TrainingError
 
 Metric = float | str
 

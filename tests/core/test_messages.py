@@ -8,7 +8,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from rnnshapes import ShapeError, guard, pack, shapecheck
-from rnnshapes._messages import HINTS
+from rnnshapes.core._messages import HINTS
 
 from ._models import Indexed, Seq
 

@@ -1,4 +1,4 @@
-"""The shape vocabulary is written once (rnnshapes._vocab) and shown where users look for it."""
+"""The shape vocabulary is written once (rnnshapes.core._vocab) and shown where users look for it."""
 
 import pydoc
 
@@ -16,7 +16,7 @@ def test_help_on_the_package_shows_the_vocabulary_as_written_in_DIMENSIONS():
 
 
 def test_the_vocabulary_names_every_axis_the_annotations_use():
-    from rnnshapes._checks import Hidden, LSTMState  # noqa: F401  (their shape strings use the vocabulary)
+    from rnnshapes.core._checks import Hidden, LSTMState  # noqa: F401  (their shape strings use the vocabulary)
 
     names = {d.name for d in DIMENSIONS}
     assert {"batch", "time", "input", "hidden", "cell", "layers", "dirs", "layers*dirs"} <= names

@@ -13,7 +13,7 @@ def test_data_layer_imports_nothing_of_ours_but_errors():
     for path in sorted(DATA_DIR.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level >= 2:
-                assert node.module == "_errors", f"{path.name} imports from ..{node.module}"
+                assert node.module == "core._errors", f"{path.name} imports from ..{node.module}"
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 assert not node.module.startswith("rnnshapes"), f"{path.name} imports {node.module}"
             if isinstance(node, ast.Import):

@@ -3,7 +3,7 @@
 import json
 
 from rnnshapes import lessons
-from rnnshapes.distributed import launch
+from rnnshapes.cli.distributed import launch
 
 
 def test_two_ranks_reach_the_target_with_identical_weights(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rnnshapes._errors import ShapeError
+from rnnshapes.core._errors import ShapeError
 from rnnshapes.models import NamesClassifier
 
 NamesBatch = Callable[..., tuple[torch.Tensor, torch.Tensor]]  # the names_batch fixture (conftest.py)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from rnnshapes._errors import ShapeError
+from rnnshapes.core._errors import ShapeError
 from rnnshapes.models import PackedEncoder
 
 

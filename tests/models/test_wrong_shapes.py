@@ -1,6 +1,6 @@
 """Wrong shapes reach the models' checked methods as ShapeError, naming the argument and the usual mistake.
 
-These need the real checker (rnnshapes._checks); while it is an identity stub (or checks are switched off with
+These need the real checker (rnnshapes.core._checks); while it is an identity stub (or checks are switched off with
 RNNSHAPES_CHECKS=0 at import) they are skipped.
 """
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
-from rnnshapes._checks import shapecheck
-from rnnshapes._errors import ShapeError
+from rnnshapes.core._checks import shapecheck
+from rnnshapes.core._errors import ShapeError
 from rnnshapes.models import CharRNN, HelloEmbedding, HelloRNN, NamesClassifier, PackedEncoder
 
 

@@ -363,7 +363,7 @@ def test_rnn_checks_is_bound_to_the_tests_seed_and_device(
 
 
 def test_the_device_summary_names_available_cuda_with_its_gpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rnnshapes import pytest_plugin
+    from rnnshapes.pytest_plugin import _devices as pytest_plugin
 
     monkeypatch.setattr(pytest_plugin, "_CUDA_REASON", [])
     assert pytest_plugin._cuda_state() is None  # nobody looked: nothing is claimed

@@ -17,19 +17,11 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
-from ._checks import (
-    Context,
-    Hidden,
-    LSTMState,
-    Packed,
-    _Spec,
-    _State,
-    check_devices,
-    check_value,
-    module_context,
-    parse_annotation,
-)
+from ._bind import module_context
+from ._checks import check_devices, check_value
 from ._errors import ShapeError
+from ._specs import Context, Hidden, LSTMState, Packed, _Spec, parse_annotation
+from ._switch import _State
 
 
 def _spec(ann: Any) -> _Spec:

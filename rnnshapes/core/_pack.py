@@ -4,8 +4,9 @@ from jaxtyping import Int, Shaped
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from ._checks import Context, check_value, parse_annotation
+from ._checks import check_value
 from ._errors import ShapeError
+from ._specs import Context, parse_annotation
 from ._vocab import seq_axes
 
 _PADDED = parse_annotation(Shaped[Tensor, "*seq"] | Shaped[Tensor, "*seq _features"])

@@ -11,7 +11,7 @@ from typing import Any
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
-from ._checks import (
+from ._specs import (
     ANON,
     EXPR,
     FIXED,

@@ -1,7 +1,7 @@
 """Train the names lesson with DistributedDataParallel, one process per device, launched by ``torchrun``.
 
     rnnshapes train names --nproc 2                     # starts torchrun for you (127.0.0.1)
-    torchrun --standalone --nproc-per-node 2 -m rnnshapes.distributed names --device cpu
+    torchrun --standalone --nproc-per-node 2 -m rnnshapes.cli.distributed names --device cpu
 
 gloo on the CPU, nccl on GPUs (one GPU per process: ``cuda:LOCAL_RANK``). Every rank starts from the same
 seed and reads its own shard of each epoch (``DistributedSampler``); rank 0 evaluates (the weights are the
@@ -40,10 +40,10 @@ def worker(
 ) -> int:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from . import lessons
-    from .lessons._registry import _optimizer as build_optimizer
-    from .lessons._tasks import names_task
-    from .train import fit, save_checkpoint, seed_everything
+    from .. import lessons
+    from ..lessons._registry import _optimizer as build_optimizer
+    from ..lessons._tasks import names_task
+    from ..train import fit, save_checkpoint, seed_everything
 
     cuda = device == "cuda"
     dist.init_process_group(backend="nccl" if cuda else "gloo")
@@ -109,7 +109,7 @@ def worker(
 
 def _checks_catch_a_wrong_call(model: nn.Module, device: torch.device) -> bool:
     """Whether the model's shape checks are on in this process: a call with one length too many must fail."""
-    from ._errors import ShapeError
+    from ..core._errors import ShapeError
 
     x = torch.ones(2, 3, dtype=torch.long, device=device)  # (batch=2, time=3) indices
     try:
@@ -150,7 +150,7 @@ def launch(
         sys.executable, "-m", "torch.distributed.run",
         "--nnodes", "1", "--nproc-per-node", str(nproc),
         "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-        "-m", "rnnshapes.distributed", lesson,
+        "-m", "rnnshapes.cli.distributed", lesson,
         "--device", device, "--seed", str(seed), "--threads", str(threads), "--budget-scale", str(budget_scale),
     ]  # fmt: skip
     if out is not None:
@@ -160,7 +160,7 @@ def launch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnshapes.distributed", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m rnnshapes.cli.distributed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("lesson", nargs="?", default="names", choices=["names", "names-basic"])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -171,14 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if "RANK" not in os.environ:
         parser.error("run me under torchrun (or use: rnnshapes train names --nproc N)")
-    from ._errors import CheckpointError, DataError, ShapeError, TrainingError
+    from ..core._errors import CheckpointError, DataError, ShapeError, TrainingError
 
     try:
         return worker(args.lesson, args.device, args.seed, args.threads, args.out, args.budget_scale)
     except (DataError, CheckpointError, ShapeError, TrainingError) as e:
         if os.environ.get("RANK") == "0":  # every rank meets the same error: one line, from rank 0
             first, *rest = str(e).splitlines()
-            print(f"rnnshapes.distributed: error: {first}", file=sys.stderr)
+            print(f"rnnshapes.cli.distributed: error: {first}", file=sys.stderr)
             for line in rest:
                 print(f"  {line}", file=sys.stderr)
         return 2

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._argtypes import float_between, int_at_least
-from ._errors import CheckpointError, DataError, ShapeError, TrainingError
+from ..core._argtypes import float_between, int_at_least
+from ..core._errors import CheckpointError, DataError, ShapeError, TrainingError
 
 _positive_int = int_at_least(1)
 _seed = int_at_least(0)
@@ -118,7 +118,7 @@ def _time_goal(lesson: Any, device: str, seconds: float) -> str:
 
 
 def cmd_lessons(args: argparse.Namespace) -> int:
-    from . import lessons
+    from .. import lessons
 
     rows = []
     for lesson in lessons.LESSONS.values():
@@ -140,8 +140,8 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from . import lessons
-    from .train import save_checkpoint
+    from .. import lessons
+    from ..train import save_checkpoint
 
     device = _device(args.device)
     chosen = lessons.names() if args.all else [args.lesson]
@@ -152,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if chosen != ["names"]:
             raise _UsageError("--nproc trains the names lesson only: rnnshapes train names --nproc N")
-        from .data import load_names
+        from ..data import load_names
 
         for split in ("train", "test"):  # missing or corrupt data: one error here, not one per process
             load_names(split)
@@ -202,8 +202,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from . import lessons
-    from .data import COUNTRIES, encode_names
+    from .. import lessons
+    from ..data import COUNTRIES, encode_names
 
     device = _device(args.device)
     model, _ = lessons.get("names").trained(device=device)
@@ -223,8 +223,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
-    from . import lessons
-    from .models import CharRNN
+    from .. import lessons
+    from ..models import CharRNN
 
     device = _device(args.device)
     trained, _ = lessons.get("char-rnn").trained(device=device)
@@ -263,7 +263,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnshapes: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+from ._options import settings
+from ._report import make_record, record_training
+
 
 @dataclass
 class TrainedLesson:
@@ -146,8 +149,6 @@ def rnn_lesson(request: pytest.FixtureRequest, rnn_lesson_dir: Path) -> Callable
     done by this test is recorded for the end-of-run table (and the failure section); a reused one is not.
     Check ``trained.reached`` (or call ``trained.assert_reached()``) before trusting the model.
     """
-    from .pytest_plugin import make_record, record_training, settings
-
     s = settings(request.config)
 
     def get(name: str, device: str = "cpu") -> TrainedLesson:

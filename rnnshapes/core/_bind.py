@@ -1,0 +1,138 @@
+"""The sizes a module knows before any argument is read: its recurrent layer's, a cell's, a Linear's or an
+Embedding's, and ``shape_dims()``; read at the module's first checked call and again when its layer is replaced.
+"""
+
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor, nn
+
+from ._specs import Context
+
+
+@dataclass
+class _ModuleInfo:
+    memo: dict[str, Any]
+    org: dict[str, tuple[Any, ...]]
+    batch_first: bool
+    weight_owner: nn.Module | None  # the module whose parameter sets the expected device and dtype
+    weight_name: str
+    weight_origin: str
+    # (parent, attribute, child) from the checked module down to the recurrent layer the sizes came from:
+    # if any link was replaced (``model.rnn = nn.GRU(...)``), the sizes are read again
+    chain: tuple[tuple[nn.Module, str, nn.Module], ...] = ()
+    # per checked function: the call signatures that passed its checks with this module as it is now
+    seen: dict[Callable[..., Any], set[Any]] = field(default_factory=dict)
+
+    def current(self) -> bool:
+        for parent, attr, child in self.chain:
+            if parent._modules.get(attr) is not child:
+                return False
+        return True
+
+    def weight(self) -> Tensor | None:
+        """The weight as it is now: ``load_state_dict(assign=True)`` or ``.double()`` may have replaced it."""
+        owner = self.weight_owner
+        if owner is None:
+            return None
+        w = owner._parameters.get(self.weight_name)
+        if w is None:  # a parametrized weight (weight_norm, ...): its stored original, not a recomputation
+            parametrizations = owner.__dict__.get("_modules", {}).get("parametrizations")
+            entry = parametrizations._modules.get(self.weight_name) if parametrizations is not None else None
+            if entry is not None:  # one original, or original0, original1, ... (weight_norm)
+                w = entry._parameters.get("original")
+                w = entry._parameters.get("original0") if w is None else w
+        return w
+
+
+_INFO_KEY = "_rnnshapes_info"  # kept in the module's __dict__: not a parameter, buffer or submodule
+
+
+def _rnn_of(module: nn.Module) -> tuple[str, nn.RNNBase | None]:
+    """The module's recurrent layer (itself, or its first ``nn.RNN/GRU/LSTM`` child) and its path."""
+    if isinstance(module, nn.RNNBase):
+        return "self", module
+    path = next((name for name, m in module.named_modules() if isinstance(m, nn.RNNBase)), None)
+    if path is None:
+        return "", None
+    return f"self.{path}", typing.cast(nn.RNNBase, module.get_submodule(path))
+
+
+def _chain(module: nn.Module, path: str) -> tuple[tuple[nn.Module, str, nn.Module], ...]:
+    links = []
+    parent = module
+    for attr in path.split(".")[1:]:  # path is "self.a.b"
+        child = parent._modules[attr]
+        assert child is not None
+        links.append((parent, attr, child))
+        parent = child
+    return tuple(links)
+
+
+def _module_info(module: nn.Module) -> _ModuleInfo:
+    """The sizes a module knows, read at its first checked call and again if its recurrent layer is replaced."""
+    memo: dict[str, Any] = {}
+    org: dict[str, tuple[Any, ...]] = {}
+    info = _ModuleInfo(memo, org, True, None, "", "")
+    if isinstance(module, nn.RNNCellBase):
+        for name, value in (("input", module.input_size), ("hidden", module.hidden_size)):
+            memo[name] = value
+            org[name] = ("self", "", -1, False, ())
+        info.weight_owner, info.weight_name, info.weight_origin = module, "weight_ih", "self.weight_ih"
+        return info
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        if isinstance(module, nn.Linear):
+            memo["input"] = module.in_features
+        else:
+            memo["vocab"], memo["embed"] = module.num_embeddings, module.embedding_dim
+        for name in memo:
+            org[name] = ("self", "", -1, False, ())
+        info.weight_owner, info.weight_name, info.weight_origin = module, "weight", "self.weight"
+        return info
+    path, rnn = _rnn_of(module)
+    if rnn is not None:
+        dirs = 2 if rnn.bidirectional else 1
+        proj = getattr(rnn, "proj_size", 0)
+        values = {
+            "layers": rnn.num_layers,
+            "dirs": dirs,
+            "hidden": proj or rnn.hidden_size,
+            "input": rnn.input_size,
+        }
+        if isinstance(rnn, nn.LSTM):
+            values["cell"] = rnn.hidden_size
+        for name, value in values.items():
+            memo[name] = value
+            org[name] = (path, "", -1, False, ())
+        info.batch_first = rnn.batch_first
+        info.weight_owner, info.weight_name = rnn, rnn._flat_weights_names[0]
+        info.weight_origin = f"{path}.{rnn._flat_weights_names[0]}"
+        info.chain = _chain(module, path)
+    extra = getattr(module, "shape_dims", None)
+    if callable(extra):
+        for name, value in extra().items():
+            memo[name] = int(value)
+            org[name] = ("self.shape_dims()", "", -1, False, ())
+    return info
+
+
+def _info(module: nn.Module) -> _ModuleInfo:
+    info = module.__dict__.get(_INFO_KEY)
+    if info is None or not info.current():
+        info = module.__dict__[_INFO_KEY] = _module_info(module)
+    return typing.cast(_ModuleInfo, info)
+
+
+def module_context(name: str, module: nn.Module | None) -> Context:
+    """A call context with the sizes the module knows already bound."""
+    if module is None:
+        return Context(name, None, {}, {})
+    info = _info(module)
+    ctx = Context(name, module, info.memo.copy(), {}, info.org)
+    bf = getattr(module, "batch_first", info.batch_first)
+    ctx.batch_first = bf if isinstance(bf, bool) else info.batch_first
+    ctx.weight = info.weight()
+    ctx.weight_origin = info.weight_origin
+    return ctx
