@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rnnshapes-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest docs bench gpu-check clean
+.PHONY: run test lint typecheck pytest random-order docs bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,12 +27,18 @@ test: lint typecheck pytest
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rnnshapes tests benchmarks scripts
 	$(VENV)/bin/ruff format --check rnnshapes tests benchmarks scripts
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 --dist worksteal $(PYTEST_ARGS)
+
+# the whole suite once in a random order (pytest-randomly prints its seed; replay with
+# PYTEST_ARGS=--randomly-seed=N), to show that no test depends on another's side effects
+random-order: $(STAMP)
+	$(VENV)/bin/python -m pytest -n 2 -p randomly $(PYTEST_ARGS)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
