@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ._specs import Context
@@ -25,6 +26,11 @@ class _ModuleInfo:
     chain: tuple[tuple[nn.Module, str, nn.Module], ...] = ()
     # per checked function: the call signatures that passed its checks with this module as it is now
     seen: dict[Callable[..., Any], set[Any]] = field(default_factory=dict)
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
+        # read again after torch.save / pickle / copy.deepcopy: it holds functions and the module's own links,
+        # which are what it was built from, not part of the model
+        return _unset, ()
 
     def current(self) -> bool:
         for parent, attr, child in self.chain:
@@ -45,6 +51,10 @@ class _ModuleInfo:
                 w = entry._parameters.get("original")
                 w = entry._parameters.get("original0") if w is None else w
         return w
+
+
+def _unset() -> None:
+    return None
 
 
 _INFO_KEY = "_rnnshapes_info"  # kept in the module's __dict__: not a parameter, buffer or submodule
@@ -133,6 +143,8 @@ def module_context(name: str, module: nn.Module | None) -> Context:
     ctx = Context(name, module, info.memo.copy(), {}, info.org)
     bf = getattr(module, "batch_first", info.batch_first)
     ctx.batch_first = bf if isinstance(bf, bool) else info.batch_first
-    ctx.weight = info.weight()
+    ctx.weight = w = info.weight()
     ctx.weight_origin = info.weight_origin
+    # under torch.autocast for the weights' device, torch casts per op: floating dtypes may differ
+    ctx.autocast = w is not None and torch.is_autocast_enabled(w.device.type)
     return ctx

@@ -262,7 +262,9 @@ def check_devices(ctx: Context, arg: str, value: Any) -> None:
         if ref is not None:
             if t.device != ref.device:
                 raise ShapeError(device_message(ctx, name, t, ctx.weight_origin, ref)) from None
-            if t.is_floating_point() and t.dtype != ref.dtype:
+            if t.dtype != ref.dtype and (
+                (t.is_floating_point() and not ctx.autocast) or t.is_complex() != ref.is_complex()
+            ):
                 raise ShapeError(dtype_message(ctx, name, t, ctx.weight_origin, ref)) from None
         elif ctx.ref_tensor is None:
             ctx.ref_tensor = (name, t)
@@ -365,7 +367,7 @@ def shapecheck(fn: F) -> F:
             seen = info.seen.setdefault(fn, set())
             w = info.weight()
             bf = getattr(module, "batch_first", info.batch_first)
-            parts += (bf, None if w is None else (w.dtype, w.device))
+            parts += (bf, None if w is None else (w.dtype, w.device, torch.is_autocast_enabled(w.device.type)))
         if len(seen) > _MEMO_LIMIT:
             seen.clear()
         return tuple(parts), seen

@@ -1,27 +1,45 @@
 """`guard(model)`: the same checks on any existing model, without editing its code (forward pre-hooks).
 
 Every ``nn.RNN/GRU/LSTM``, ``nn.RNNCell/GRUCell/LSTMCell``, ``nn.Embedding`` and ``nn.Linear`` inside the
-model is checked when called. The model's own input binds ``batch`` for the whole call (axis 0 when the
-model's recurrent layers are batch_first, axis 1 otherwise), which is how guard catches what torch lets
-through silently: a ``(time, batch, input)`` tensor handed to a batch_first RNN without ``h0`` runs in torch,
-but its axis 0 then disagrees with the batch the model was called with.
+model is checked when it is called, against its own configuration: the input's feature axis, the state's
+``(layers*dirs, batch, hidden)`` against the input's batch, LSTM ``(h, c)``, packed batches, index dtypes and
+ranges, devices and dtypes. Whatever torch runs correctly passes: unbatched calls, LSTM states as lists,
+``torch.autocast``, ``torch.func.vmap``; subclasses that redefine ``forward`` are left unchecked (their
+arguments are theirs) and listed in ``GuardHandle.skipped``.
+
+What a layer cannot know on its own is the layout of the *model's* interface: a ``(time, batch, input)``
+tensor handed to a batch_first RNN runs in torch. ``guard(model, batch_axis=0)`` (or ``1``) declares it: the
+model's own first input then binds ``batch`` for every layer of the call, which catches such a transposition
+inside the model. Without it (the default) no batch is carried from layer to layer, so a model that
+transposes its input on purpose (the course's 13_1 classifier), or folds words into the batch, is never
+refused.
+
+A hook is a small picklable object (``torch.save(model)``, ``pickle``, ``copy.deepcopy`` keep the checks),
+remembers the call signatures that passed (a loop pays the full check once per shape), runs its check
+outside the graph under ``torch.compile`` and does nothing while ``torch.export`` traces.
 """
 
-from collections.abc import Callable
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import AbstractDtype, Float, Inexact
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
 from ._bind import module_context
-from ._checks import check_devices, check_value
+from ._checks import _signature, _UNKNOWN, check_devices, check_value
 from ._errors import ShapeError
 from ._specs import Context, Hidden, LSTMState, Packed, _Spec, parse_annotation
 from ._switch import _State
+
+
+class Index(AbstractDtype):
+    """The dtypes ``nn.Embedding`` takes as indices: int64 (``torch.long``) or int32."""
+
+    dtypes = ["int64", "int32"]
 
 
 def _spec(ann: Any) -> _Spec:
@@ -30,35 +48,69 @@ def _spec(ann: Any) -> _Spec:
     return spec
 
 
-_SEQ_INPUT = _spec(Float[Tensor, "*seq input"] | Packed[PackedSequence, "input"])
-_UNBATCHED_INPUT = _spec(
-    Float[Tensor, "time input"] | Float[Tensor, "*seq input"] | Packed[PackedSequence, "input"]
+# (input, state) specs of each kind of layer, batched and unbatched, parsed once
+_SPECS: dict[str, tuple[_Spec, _Spec]] = {
+    "rnn": (_spec(Float[Tensor, "*seq input"] | Packed[PackedSequence, "input"]), _spec(Hidden | None)),
+    "lstm": (_spec(Float[Tensor, "*seq input"] | Packed[PackedSequence, "input"]), _spec(LSTMState | None)),
+    "rnn-unbatched": (
+        _spec(Float[Tensor, "time input"]),
+        _spec(Float[Tensor, "layers*dirs hidden"] | None),
+    ),
+    "lstm-unbatched": (
+        _spec(Float[Tensor, "time input"]),
+        _spec(tuple[Float[Tensor, "layers*dirs hidden"], Float[Tensor, "layers*dirs cell"]] | None),
+    ),
+    "cell": (_spec(Float[Tensor, "batch input"]), _spec(Float[Tensor, "batch hidden"] | None)),
+    "lstmcell": (
+        _spec(Float[Tensor, "batch input"]),
+        _spec(tuple[Float[Tensor, "batch hidden"], Float[Tensor, "batch hidden"]] | None),
+    ),
+    "cell-unbatched": (_spec(Float[Tensor, " input"]), _spec(Float[Tensor, " hidden"] | None)),
+    "lstmcell-unbatched": (
+        _spec(Float[Tensor, " input"]),
+        _spec(tuple[Float[Tensor, " hidden"], Float[Tensor, " hidden"]] | None),
+    ),
+}
+_INDICES = _spec(Index[Tensor, "..."])
+_LINEAR_INPUT = _spec(Inexact[Tensor, "... input"])
+
+# the layer types guard checks, with the forward whose arguments it knows
+_KINDS: tuple[tuple[type[nn.Module], Any, str], ...] = (
+    (nn.LSTM, nn.LSTM.forward, "lstm"),
+    (nn.GRU, nn.GRU.forward, "rnn"),
+    (nn.RNN, nn.RNN.forward, "rnn"),
+    (nn.LSTMCell, nn.LSTMCell.forward, "lstmcell"),
+    (nn.GRUCell, nn.GRUCell.forward, "cell"),
+    (nn.RNNCell, nn.RNNCell.forward, "cell"),
+    (nn.Embedding, nn.Embedding.forward, "embedding"),
+    (nn.Linear, nn.Linear.forward, "linear"),
 )
-_HIDDEN = _spec(Hidden | None)
-_LSTM_STATE = _spec(LSTMState | None)
-_CELL_INPUT = _spec(Float[Tensor, "batch input"])
-_CELL_HIDDEN = _spec(Float[Tensor, "batch hidden"] | None)
-_LSTM_CELL_STATE = _spec(tuple[Float[Tensor, "batch hidden"], Float[Tensor, "batch hidden"]] | None)
-_INDICES = _spec(Int[Tensor, "..."])
-_LINEAR_INPUT = _spec(Float[Tensor, "... input"])
 
 
 @dataclass
-class _Outer:
-    """The batch size bound by the guarded model's own input, for the length of one call."""
+class _Scope:
+    """The batch the guarded model's own input declared, for the length of one call (``batch_axis``)."""
 
-    batch: int
-    origin: str
+    axis: int | None
+    stack: list[tuple[int, str]] = field(default_factory=list)  # (batch or -1, origin)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"axis": self.axis, "stack": []}  # a call in flight is not part of the model
 
 
 @dataclass
 class GuardHandle:
-    """What ``guard`` returns: the checked module paths, and ``remove()`` to take every check away again.
+    """What ``guard`` returns: the checked module paths, the skipped ones, and ``remove()``.
 
-    Also a context manager: ``with guard(model): ...`` removes the checks on leaving the block.
+    Also a context manager: ``with guard(model) as handle: ...`` removes the checks on leaving the block.
+
+    Attributes:
+        modules: the paths of the checked modules (``"model"`` for the model itself).
+        skipped: path -> why it is not checked (a subclass that redefines ``forward``).
     """
 
     modules: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
     _handles: list[RemovableHandle] = field(default_factory=list, repr=False)
 
     def remove(self) -> None:
@@ -74,18 +126,81 @@ class GuardHandle:
         self.remove()
 
 
-def _label(path: str, module: nn.Module) -> str:
-    return f"{path or 'model'} ({type(module).__name__}).forward()"
+_MEMO_LIMIT = 512  # passed signatures kept per guarded layer
 
 
-def _context(path: str, module: nn.Module, stack: list[_Outer]) -> Context:
-    ctx = module_context("forward", module)
-    ctx.label = _label(path, module)
-    if stack and stack[-1].batch >= 0 and "batch" not in ctx.memo:
-        outer = stack[-1]
-        ctx.memo["batch"] = outer.batch
-        ctx.org["batch"] = (outer.origin, "", -1, False, ())
-    return ctx
+class _LayerCheck:
+    """The forward pre-hook of one guarded layer: picklable, and quick for a signature that passed before."""
+
+    def __init__(self, path: str, kind: str, scope: _Scope, allow_unbatched: bool) -> None:
+        self.path, self.kind, self.scope, self.allow_unbatched = path, kind, scope, allow_unbatched
+        self.seen: set[Any] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "seen": set()}
+
+    def __call__(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if not _State.enabled:
+            return
+        if torch.compiler.is_compiling():
+            if not torch.compiler.is_exporting():  # export wants one graph: no check while it traces
+                _run_eagerly(self.check, mod, args, kwargs)
+            return
+        self.check(mod, args, kwargs)
+
+    def check(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        x = args[0] if args else kwargs.get("input")
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        if type(hx) is list:  # torch takes an LSTM state as a list too
+            hx = tuple(hx)
+        w = _weight(mod)
+        batch = self.scope.stack[-1] if self.scope.stack else None
+        key = None
+        if _State.memo:
+            sx, sh = _signature(x), _signature(hx)
+            if sx is not _UNKNOWN and sh is not _UNKNOWN:
+                key = (sx, sh, batch, _autocast(w), None if w is None else (w.dtype, w.device))
+                if key in self.seen:
+                    return
+        self._check(mod, x, hx, batch)
+        if key is not None:
+            if len(self.seen) > _MEMO_LIMIT:
+                self.seen.clear()
+            self.seen.add(key)
+
+    def _check(self, mod: nn.Module, x: Any, hx: Any, batch: tuple[int, str] | None) -> None:
+        ctx = module_context("forward", mod)
+        ctx.label = f"{self.path or 'model'} ({type(mod).__name__}).forward()"
+        if batch is not None and batch[0] >= 0 and "batch" not in ctx.memo:
+            ctx.memo["batch"] = batch[0]
+            ctx.org["batch"] = (batch[1], "", -1, False, ())
+        kind = self.kind
+        if kind == "embedding":
+            _check_args(ctx, [(_INDICES, "input", x)])
+            _check_index_range(ctx, x, typing.cast(nn.Embedding, mod).num_embeddings)
+            return
+        if kind == "linear":
+            _check_args(ctx, [(_LINEAR_INPUT, "input", x)])
+            return
+        unbatched_ndim = 2 if kind in ("rnn", "lstm") else 1
+        if isinstance(x, Tensor) and x.dim() == unbatched_ndim and self.allow_unbatched:
+            kind += "-unbatched"  # one unbatched sequence (or step), as torch reads it: checked as such
+        input_spec, state_spec = _SPECS[kind]
+        _check_args(ctx, [(input_spec, "input", x), (state_spec, "hx", hx)])
+
+
+def _weight(mod: nn.Module) -> Tensor | None:
+    params = mod._parameters
+    for name in ("weight", "weight_ih", "weight_ih_l0"):
+        w = params.get(name)
+        if w is not None:
+            return w
+    return None
+
+
+def _autocast(w: Tensor | None) -> bool:
+    """Whether autocast is on for the weights' device: torch then casts inputs per op, so dtypes may differ."""
+    return w is not None and torch.is_autocast_enabled(w.device.type)
 
 
 def _check_args(ctx: Context, pairs: list[tuple[_Spec, str, Any]]) -> None:
@@ -94,25 +209,51 @@ def _check_args(ctx: Context, pairs: list[tuple[_Spec, str, Any]]) -> None:
         check_devices(ctx, name, value)
 
 
-def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
-    return args[index] if len(args) > index else kwargs.get(name)
+class _Enter:
+    """The guarded model's pre-hook under ``batch_axis``: bind the batch from its first tensor input."""
+
+    def __init__(self, scope: _Scope) -> None:
+        self.scope = scope
+
+    def __call__(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        axis = self.scope.axis
+        first = next((a for a in (*args, *kwargs.values()) if isinstance(a, (Tensor, PackedSequence))), None)
+        if isinstance(first, PackedSequence):
+            self.scope.stack.append((int(first.batch_sizes[0]), "the model's input (packed batch)"))
+        elif isinstance(first, Tensor) and axis is not None and first.dim() > axis:
+            self.scope.stack.append((int(first.shape[axis]), f"the model's input axis {axis} (batch_axis)"))
+        else:
+            self.scope.stack.append((-1, ""))  # nothing to bind; keeps enter/leave paired
+
+
+class _Leave:
+    def __init__(self, scope: _Scope) -> None:
+        self.scope = scope
+
+    def __call__(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        if self.scope.stack:
+            self.scope.stack.pop()
 
 
 def guard(
     model: nn.Module,
     *,
-    batch_axis: int | None | Literal["auto"] = "auto",
-    allow_unbatched: bool = False,
+    batch_axis: int | None = None,
+    allow_unbatched: bool = True,
 ) -> GuardHandle:
     """Check every recurrent layer, cell, embedding and linear layer inside ``model`` at each call.
 
     Args:
         model: any ``nn.Module``; its code is not changed (forward pre-hooks are added).
-        batch_axis: the axis of the model's first tensor input that holds the batch. ``"auto"``: 0 if the
-            model's recurrent layers are batch_first, else 1. ``None``: do not bind the batch from the model's
-            input (each layer is then checked on its own).
-        allow_unbatched: accept 2-D ``(time, input)`` inputs to recurrent layers, which torch reads as one
-            unbatched sequence (off by default: it is usually a forgotten batch axis).
+        batch_axis: the axis of the model's first tensor input that holds the batch, if the model has such
+            an interface (``0`` for ``(batch, time, ...)``, ``1`` for ``(time, batch, ...)``). Declared, it
+            binds ``batch`` for every layer of the call, which catches a transposition inside the model that
+            torch runs silently. ``None`` (the default): each layer is checked against its own arguments
+            only, and nothing is assumed about the model's interface.
+        allow_unbatched: accept what torch reads as one unbatched sequence: a 2-D ``(time, input)`` input to
+            a recurrent layer (state ``(layers*dirs, hidden)``), a 1-D ``(input,)`` step to a cell. Such calls
+            are still checked in full. ``False`` refuses them (when unbatched input is always a mistake in
+            your model).
 
     Returns:
         A ``GuardHandle``; ``handle.remove()`` (or leaving ``with guard(model):``) removes the checks.
@@ -120,92 +261,38 @@ def guard(
     Raises (at the call of a guarded layer):
         ShapeError: the same messages as ``shapecheck``, naming the layer by its path in the model.
     """
+    if batch_axis is not None and (isinstance(batch_axis, bool) or not isinstance(batch_axis, int)):
+        raise TypeError(
+            f"guard(batch_axis=...) takes the axis of the model's input that holds the batch (0 or 1) or None; "
+            f"got {batch_axis!r}"
+        )
     handle = GuardHandle()
-    stack: list[_Outer] = []
-    rnns = [m for m in model.modules() if isinstance(m, nn.RNNBase)]
-    if batch_axis == "auto":
-        batch_axis = (0 if rnns[0].batch_first else 1) if rnns else None
-
+    scope = _Scope(batch_axis)
     for path, module in model.named_modules():
-        hook: Callable[..., None] | None = None
-        if isinstance(module, nn.RNNBase):
-            state = _LSTM_STATE if isinstance(module, nn.LSTM) else _HIDDEN
-            hook = _recurrent_hook(path, _SEQ_INPUT, state, stack, allow_unbatched)
-        elif isinstance(module, nn.RNNCellBase):
-            state = _LSTM_CELL_STATE if isinstance(module, nn.LSTMCell) else _CELL_HIDDEN
-            hook = _recurrent_hook(path, _CELL_INPUT, state, stack, allow_unbatched=False)
-        elif isinstance(module, nn.Embedding):
-
-            def hook(
-                mod: nn.Embedding, args: tuple[Any, ...], kwargs: dict[str, Any], _p: str = path
-            ) -> None:
-                if not _State.enabled:
-                    return
-                x = _arg(args, kwargs, 0, "input")
-                ctx = _context(_p, mod, stack)
-                _check_args(ctx, [(_INDICES, "input", x)])
-                _check_index_range(ctx, x, mod.num_embeddings)
-
-        elif isinstance(module, nn.Linear):
-
-            def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], _p: str = path) -> None:
-                if not _State.enabled:
-                    return
-                ctx = _context(_p, mod, stack)
-                _check_args(ctx, [(_LINEAR_INPUT, "input", _arg(args, kwargs, 0, "input"))])
-
-        if hook is not None:
-            handle._handles.append(
-                module.register_forward_pre_hook(torch.compiler.disable(hook), with_kwargs=True)
-            )
-            handle.modules.append(path or "model")
-
-    if batch_axis is not None and not isinstance(model, (nn.RNNBase, nn.RNNCellBase)):
-        axis = batch_axis
-
-        def enter(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            first = next(
-                (a for a in (*args, *kwargs.values()) if isinstance(a, (Tensor, PackedSequence))), None
-            )
-            if isinstance(first, PackedSequence):
-                stack.append(_Outer(int(first.batch_sizes[0]), "the model's input (packed batch)"))
-            elif isinstance(first, Tensor) and first.dim() > axis:
-                stack.append(_Outer(int(first.shape[axis]), f"the model's input axis {axis}"))
-            else:
-                stack.append(_Outer(-1, ""))  # nothing to bind; keeps enter/leave paired
-
-        def leave(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
-            if stack:
-                stack.pop()
-
-        handle._handles.insert(
-            0, model.register_forward_pre_hook(torch.compiler.disable(enter), with_kwargs=True)
-        )
-        handle._handles.append(
-            model.register_forward_hook(torch.compiler.disable(leave), with_kwargs=True, always_call=True)
-        )
+        for cls, forward, kind in _KINDS:
+            if isinstance(module, cls):
+                if type(module).forward is not forward:
+                    handle.skipped[path or "model"] = (
+                        f"{type(module).__name__} redefines forward: its arguments are not {cls.__name__}'s"
+                    )
+                    break
+                hook = _LayerCheck(path, kind, scope, allow_unbatched)
+                handle._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+                handle.modules.append(path or "model")
+                break
+    if batch_axis is not None and not any(isinstance(model, cls) for cls, _, _ in _KINDS):
+        handle._handles.insert(0, model.register_forward_pre_hook(_Enter(scope), with_kwargs=True))
+        handle._handles.append(model.register_forward_hook(_Leave(scope), with_kwargs=True, always_call=True))
     return handle
 
 
-def _recurrent_hook(
-    path: str, input_spec: _Spec, state_spec: _Spec, stack: list[_Outer], allow_unbatched: bool
-) -> Callable[..., None]:
-    """The pre-hook of a recurrent layer or cell: ``(input, hx)`` against the layer's own sizes."""
-
-    def hook(mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if not _State.enabled:
-            return
-        x, hx = _arg(args, kwargs, 0, "input"), _arg(args, kwargs, 1, "hx")
-        if allow_unbatched and isinstance(x, Tensor) and x.dim() == 2:
-            return  # one unbatched (time, input) sequence, as torch reads it
-        _check_args(_context(path, mod, stack), [(input_spec, "input", x), (state_spec, "hx", hx)])
-
-    return hook
-
-
 def _check_index_range(ctx: Context, x: Tensor, rows: int) -> None:
-    """On the CPU (where it costs no device sync), indices must be < vocab rows: torch's own IndexError is mute."""
-    if x.device.type != "cpu" or x.numel() == 0:
+    """On the CPU (where it costs no device sync), indices must be < vocab rows: torch's own IndexError is mute.
+
+    Only for plain tensors: under ``vmap``, fake or functional tensors the values cannot be read."""
+    if x.device.type != "cpu" or x.numel() == 0 or type(x) is not Tensor:
+        return
+    if torch._C._functorch.is_functorch_wrapped_tensor(x):
         return
     lo, hi = int(x.min()), int(x.max())
     if lo < 0 or hi >= rows:
@@ -216,3 +303,17 @@ def _check_index_range(ctx: Context, x: Tensor, rows: int) -> None:
             f"  hint:     [index-range] an nn.Embedding(vocab={rows}, ...) has one row per symbol: encode with the "
             "same vocabulary the model was built with, or build it with more rows."
         )
+
+
+def _call(check: Any, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    check(mod, args, kwargs)
+
+
+_EAGER: Any = None  # _call behind torch.compiler.disable, made at the first compiled call (it imports dynamo)
+
+
+def _run_eagerly(check: Any, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    global _EAGER
+    if _EAGER is None:
+        _EAGER = torch.compiler.disable(_call)
+    _EAGER(check, mod, args, kwargs)

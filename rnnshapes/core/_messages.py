@@ -45,6 +45,7 @@ HINTS: dict[str, str] = {
     "lengths-device": "lengths not on the CPU for packing",
     "lengths-range": "lengths longer than the padded time axis, or zero",
     "index-range": "indices outside an embedding's vocabulary",
+    "index-dtype": "indices of an integer dtype nn.Embedding does not take (int8, int16, uint8)",
     "device": "tensors on different devices",
     "dtype": "floating dtype differing from the weights'",
     "guard-batch": "a guarded layer that runs on another batch than the model's input",
@@ -56,6 +57,7 @@ _DTYPE_WORDS = {
     "Float": "Float: a floating dtype (float32, float64, float16, bfloat16)",
     "Int": "Int: a signed integer dtype (int64, int32, int16, int8)",
     "Bool": "Bool: torch.bool",
+    "Index": "Index: torch.long (int64) or torch.int32, the index dtypes nn.Embedding takes",
 }
 
 
@@ -133,6 +135,11 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
                     f"integers (torch.long), e.g. {arg}.long() or torch.tensor([...]) of Python ints, kept on the "
                     "CPU for packing."
                 )
+            elif spec.dtype_label == "Index" and not value.is_floating_point() and not value.is_complex():
+                out.append(
+                    f"[index-dtype] nn.Embedding takes indices as torch.long (int64) or torch.int32, not "
+                    f"{str(value.dtype).rpartition('.')[2]}: pass {arg}.long()."
+                )
             elif spec.integer and value.is_floating_point():
                 symbols = memo.get("vocab") or memo.get("input")
                 one_hot = (
@@ -160,15 +167,27 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
         elif m.reason == "ndim":
             if spec.has_seq and value.dim() == len(dims) - 1:
                 fix = f"{arg}.unsqueeze(0)" if ctx.batch_first else f"{arg}.unsqueeze(1)"
-                out.append(
-                    f"[unbatched] torch reads a {value.dim()}-D input as ONE unbatched sequence; rnnshapes always "
-                    f"wants the batch axis: add it with {fix} (batch_first={ctx.batch_first})."
-                )
+                if ctx.label is not None:  # guard, told allow_unbatched=False
+                    out.append(
+                        f"[unbatched] torch reads a {value.dim()}-D input as ONE unbatched sequence, which this "
+                        f"guard refuses (allow_unbatched=False): add the batch axis with {fix} "
+                        f"(batch_first={ctx.batch_first}), or guard with allow_unbatched=True if one unbatched "
+                        "sequence is meant."
+                    )
+                else:
+                    out.append(
+                        f"[unbatched] torch reads a {value.dim()}-D input as ONE unbatched sequence; this "
+                        f"annotation wants the batch axis: add it with {fix} (batch_first={ctx.batch_first})."
+                    )
             elif _is_hidden(dims) and value.dim() == 2:
+                out.append(_cell_hidden_hint(arg, value, ctx))
+            elif _is_unbatched_hidden(dims) and value.dim() == 3:
+                fix = "input.unsqueeze(0)" if ctx.batch_first else "input.unsqueeze(1)"
                 out.append(
-                    f"[cell-hidden] a 2-D (batch, hidden) state is what a cell (nn.RNNCell/GRUCell) takes; a "
-                    f"recurrent layer wants (layers*dirs, batch, hidden): {arg}.unsqueeze(0) for one layer and "
-                    "direction."
+                    f"[unbatched] the input is 2-D, which torch reads as ONE unbatched (time, input) sequence, so "
+                    f"its state must be 2-D (layers*dirs, hidden) too. For a batch, give the input its batch "
+                    f"axis ({fix} for one sequence, batch_first={ctx.batch_first}); for one sequence, pass "
+                    f"{arg}[:, 0] (the state without its batch axis)."
                 )
         elif m.reason == "axis" and m.axis is not None:
             out += _axis_hints(spec, dims, value, arg, ctx, m, is_lengths)
@@ -177,7 +196,7 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
             f"[lstm-pair] an LSTM's state is a pair (h, c): h is (layers*dirs, batch, hidden) and c is "
             f"(layers*dirs, batch, cell). Pass '{arg}' as (h0, c0), or None to start from zeros."
         )
-    if not any(h.startswith("[layout]") for h in out):
+    if not out:  # guard's own binding is the explanation only when nothing in the call explains it
         out += _guard_batch_hint(ctx, m)
     if (
         isinstance(value, tuple)
@@ -204,9 +223,37 @@ def _guard_batch_hint(ctx: Context, m: _Mismatch) -> list[str]:
         f"[guard-batch] guard took batch={b.value} from {b.origin}. If this layer should see that batch, a "
         "reshape or filter before it changed the batch (a bug upstream of this layer). If it runs on another "
         "batch on purpose (words folded into the batch as (batch*words, chars), empty sequences dropped "
-        "before packing), guard the model with guard(model, batch_axis=None): each layer is then checked "
-        "against its own input only."
+        "before packing), guard the model without batch_axis (guard(model), batch_axis=None): each layer is "
+        "then checked against its own arguments only."
     ]
+
+
+def _cell_hidden_hint(arg: str, value: Tensor, ctx: Context) -> str:
+    """A 2-D state given to a recurrent layer with a batched input: which 2-D state it is decides the fix."""
+    batch, ld = ctx.memo.get("batch"), ctx.memo.get("layers*dirs")
+    if ld is None and "layers" in ctx.memo and "dirs" in ctx.memo:
+        ld = ctx.memo["layers"] * ctx.memo["dirs"]
+    if value.shape[0] == batch and (ld == 1 or value.shape[0] != ld):
+        if ld == 1:
+            return (
+                f"[cell-hidden] a 2-D (batch, hidden) state is what a cell (nn.RNNCell/GRUCell) takes; a "
+                f"recurrent layer wants (layers*dirs, batch, hidden): pass {arg}.unsqueeze(0) (layers*dirs=1)."
+            )
+        return (
+            f"[cell-hidden] a 2-D (batch, hidden) state is what a cell (nn.RNNCell/GRUCell) takes; a recurrent "
+            f"layer wants (layers*dirs={ld}, batch, hidden): one state per layer and direction, e.g. "
+            f"torch.zeros({ld}, {batch}, hidden), or None to start from zeros."
+        )
+    return (
+        "[cell-hidden] a 2-D (layers*dirs, hidden) state goes with an unbatched 2-D input; this input has a "
+        f"batch axis, so the state needs one too: (layers*dirs, batch, hidden), e.g. "
+        f"{arg}.unsqueeze(1).expand(-1, batch, -1).contiguous() to start every sequence from it, or None for "
+        "zeros."
+    )
+
+
+def _is_unbatched_hidden(dims: tuple[DimSpec, ...]) -> bool:
+    return len(dims) == 2 and dims[0].kind == EXPR and dims[0].name == "layers*dirs"
 
 
 def _is_hidden(dims: tuple[DimSpec, ...]) -> bool:

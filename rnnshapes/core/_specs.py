@@ -256,6 +256,7 @@ class Context:
         "weight_origin",
         "ref_tensor",
         "label",
+        "autocast",
     )
 
     def __init__(
@@ -276,6 +277,7 @@ class Context:
         self.weight_origin = ""
         self.ref_tensor: tuple[str, Tensor] | None = None
         self.label: str | None = None  # set by guard: "model.rnn (GRU).forward()"
+        self.autocast = False  # torch.autocast is on for the weights' device: floating dtypes may differ
 
     @property
     def where(self) -> str:

@@ -1,5 +1,11 @@
 """guard(model): checks inside existing models, without editing their code."""
 
+import copy
+import io
+import pickle
+import warnings
+from collections import namedtuple
+
 import pytest
 import torch
 from torch import nn
@@ -22,10 +28,12 @@ class Transposing(nn.Module):
         return self.head(out[:, -1])
 
 
-def test_torch_runs_the_transposed_input_silently_and_guard_catches_it():
+def test_torch_runs_the_transposed_input_silently_and_a_declared_batch_axis_catches_it():
     model, x = Transposing(), torch.randint(0, 10, (3, 7))
     assert model(x).shape == (7, 3)  # torch: no complaint, wrong batch
-    with guard(model) as handle:
+    with guard(model):  # nothing declared: the layer's own call is consistent, so nothing can be proved
+        assert model(x).shape == (7, 3)
+    with guard(model, batch_axis=0) as handle:
         assert handle.modules == ["embedding", "rnn", "head"]
         with pytest.raises(
             ShapeError,
@@ -75,15 +83,207 @@ def test_guard_cells_and_linear():
             head(torch.randn(3, 4))
 
 
-def test_unbatched_input_needs_opt_in():
-    rnn = nn.RNN(4, 5)
-    with guard(rnn), pytest.raises(ShapeError, match=r"\[unbatched\]"):
-        rnn(torch.randn(6, 4))
-    with guard(rnn, allow_unbatched=True):
+def test_unbatched_input_is_accepted_and_checked_and_can_be_refused():
+    rnn = nn.RNN(4, 5, num_layers=2)
+    with guard(rnn):
         assert rnn(torch.randn(6, 4))[0].shape == (6, 5)
+        assert rnn(torch.randn(6, 4), torch.zeros(2, 5))[0].shape == (6, 5)
+        with pytest.raises(ShapeError, match=r"(?s)argument 'input'.*axis 1 \(input\) should be 4, got 3"):
+            rnn(torch.randn(6, 3))
+        with pytest.raises(
+            ShapeError, match=r"(?s)argument 'hx'.*axis 0 \(layers\*dirs\) should be 2, got 1"
+        ):
+            rnn(torch.randn(6, 4), torch.zeros(1, 5))
+        with pytest.raises(
+            ShapeError, match=r"(?s)argument 'hx'.*\[unbatched\] the input is 2-D.*hx\[:, 0\]"
+        ):
+            rnn(torch.randn(6, 4), torch.zeros(2, 1, 5))
+    with guard(rnn, allow_unbatched=False), pytest.raises(ShapeError, match=r"allow_unbatched=True"):
+        rnn(torch.randn(6, 4))
+    lstm = nn.LSTM(4, 5)
+    with guard(lstm, allow_unbatched=True), pytest.raises(ShapeError, match=r"argument 'hx'.*wrong type"):
+        lstm(torch.randn(6, 4), (torch.zeros(1, 5), torch.zeros(1, 5), torch.zeros(1, 5)))
+    cell = nn.LSTMCell(4, 5)
+    with guard(cell):
+        h, c = cell(torch.randn(4), (torch.zeros(5), torch.zeros(5)))
+        assert h.shape == (5,)
+        with pytest.raises(ShapeError, match=r"(?s)argument 'input'.*axis 0 \(input\) should be 4, got 3"):
+            cell(torch.randn(3))
 
 
 def test_checks_off_turns_guard_off_too():
     model, x = Transposing(), torch.randint(0, 10, (3, 7))
     with guard(model), checks(False):
         assert model(x).shape == (7, 3)
+
+
+class Seed13_1(nn.Module):
+    """The course's 13_1 classifier: (batch, time) indices, transposed for a time-first GRU. Correct code."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(128, 100)
+        self.gru = nn.GRU(100, 100)
+        self.fc = nn.Linear(100, 18)
+
+    def forward(self, input):
+        hidden = torch.zeros(1, input.size(0), 100)
+        out, hidden = self.gru(self.embedding(input.t()), hidden)
+        return self.fc(hidden)
+
+
+def test_a_model_that_transposes_its_input_on_purpose_is_never_refused():
+    model, x = Seed13_1(), torch.randint(0, 128, (4, 7))
+    with guard(model):
+        assert model(x).shape == (1, 4, 18)
+    packer = nn.GRU(3, 5)  # a batch-first padded batch packed with batch_first=True for a time-first GRU
+    packed = pack_padded_sequence(
+        torch.randn(4, 6, 3), torch.tensor([6, 2, 4, 1]), batch_first=True, enforce_sorted=False
+    )
+    with guard(packer):
+        assert packer(packed)[1].shape == (1, 4, 5)
+
+
+def test_batch_axis_must_be_an_axis_or_none():
+    with pytest.raises(TypeError, match=r"0 or 1\) or None; got 'auto'"):
+        guard(Seed13_1(), batch_axis="auto")  # type: ignore[arg-type]
+
+
+def test_autocast_casts_per_op_and_guard_follows_it():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj, self.rnn, self.head = nn.Linear(5, 8), nn.GRU(8, 6, batch_first=True), nn.Linear(6, 3)
+
+        def forward(self, x):
+            out, _ = self.rnn(self.proj(x))
+            return self.head(out)
+
+    model, cell = Net(), nn.GRUCell(8, 6)
+    with guard(model), guard(cell), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(torch.randn(2, 3, 5)).dtype == torch.bfloat16
+        assert cell(torch.randn(2, 8), torch.zeros(2, 6, dtype=torch.bfloat16)).shape == (2, 6)
+    with guard(model), pytest.raises(ShapeError, match=r"\[dtype\]"):  # outside autocast the rule is back
+        model(torch.randn(2, 3, 5, dtype=torch.float64))
+
+
+def test_lstm_state_as_a_list_and_as_a_namedtuple():
+    lstm = nn.LSTM(3, 4, num_layers=2)
+    state = namedtuple("State", "h c")(torch.zeros(2, 5, 4), torch.zeros(2, 5, 4))
+    with guard(lstm):
+        assert lstm(torch.randn(7, 5, 3), [state.h, state.c])[0].shape == (7, 5, 4)
+        assert lstm(torch.randn(7, 5, 3), state)[0].shape == (7, 5, 4)
+        with pytest.raises(ShapeError, match=r"argument 'hx\[1\]'"):
+            lstm(torch.randn(7, 5, 3), [state.h, torch.zeros(2, 4, 4)])
+
+
+def test_a_subclass_with_its_own_forward_is_skipped_and_said_so():
+    class PackedGRU(nn.GRU):
+        def forward(self, x, lengths):
+            return super().forward(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+
+    model = nn.Sequential()
+    model.add_module("rnn", PackedGRU(3, 4, batch_first=True))
+    handle = guard(model.rnn)
+    assert handle.modules == [] and handle.skipped == {
+        "model": "PackedGRU redefines forward: its arguments are not GRU's"
+    }
+    assert model.rnn(torch.randn(2, 5, 3), torch.tensor([5, 3]))[1].shape == (1, 2, 4)
+
+
+def test_vmap_over_guarded_embedding_and_cell():
+    emb, cell = nn.Embedding(10, 4), nn.GRUCell(3, 4)
+    with guard(emb), guard(cell), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: no batching rule for gru_cell (a slow fallback)
+        assert torch.func.vmap(emb)(torch.randint(0, 10, (3, 5))).shape == (3, 5, 4)
+        assert torch.func.vmap(cell)(torch.randn(6, 3)).shape == (6, 4)
+
+
+def test_complex_linear_runs_and_a_real_input_to_it_is_a_dtype_error():
+    lin = nn.Linear(3, 2, dtype=torch.complex64)
+    with guard(lin):
+        assert lin(torch.randn(4, 3, dtype=torch.complex64)).dtype == torch.complex64
+        with pytest.raises(ShapeError, match=r"different dtype from the weights"):
+            lin(torch.randn(4, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.uint8])
+def test_embedding_indices_of_a_dtype_torch_refuses(dtype):
+    emb = nn.Embedding(10, 4)
+    with guard(emb), pytest.raises(ShapeError, match=r"\[index-dtype\].*pass input\.long\(\)"):
+        emb(torch.randint(0, 10, (3,)).to(dtype))
+    with guard(emb):
+        assert emb(torch.randint(0, 10, (3,), dtype=torch.int32)).shape == (3, 4)
+
+
+def test_a_layer_state_without_batch_axis_gets_a_fix_that_works():
+    gru = nn.GRU(3, 4, num_layers=2)
+    with (
+        guard(gru),
+        pytest.raises(ShapeError, match=r"\[cell-hidden\] a 2-D \(layers\*dirs, hidden\) state") as e,
+    ):
+        gru(torch.randn(6, 5, 3), torch.zeros(2, 4))
+    fix = "hx.unsqueeze(1).expand(-1, batch, -1).contiguous()"
+    assert fix in str(e.value)
+    hx = torch.zeros(2, 4)
+    assert gru(torch.randn(6, 5, 3), hx.unsqueeze(1).expand(-1, 5, -1).contiguous())[0].shape == (6, 5, 4)
+    with guard(gru), pytest.raises(ShapeError, match=r"torch.zeros\(2, 5, hidden\)"):
+        gru(torch.randn(6, 5, 3), torch.zeros(5, 4))  # (batch, hidden): a cell's state
+
+
+def test_a_wrong_hidden_state_gets_one_hint_not_a_second_guard_batch_one():
+    model = Transposing()
+    model.rnn = nn.GRU(4, 6, batch_first=True)
+
+    def forward(x):
+        emb = model.embedding(x)
+        return model.rnn(emb, torch.zeros(emb.shape[0], 1, 6))  # (batch, layers*dirs, hidden)
+
+    with guard(model, batch_axis=0):
+        model.forward = forward  # type: ignore[method-assign]
+        with pytest.raises(ShapeError, match=r"\[hidden-batch-first\]") as e:
+            model(torch.randint(0, 10, (3, 7)))
+    assert "[guard-batch]" not in str(e.value)
+
+
+def _guarded_twin(model):
+    guard(model)
+    return model
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle", "deepcopy"])
+def test_guarded_and_checked_models_save_pickle_and_copy_with_their_checks(how):
+    from rnnshapes.models import HelloRNN
+
+    for model in (_guarded_twin(Seed13_1()), HelloRNN()):
+        x = torch.randint(0, 128, (2, 5)) if isinstance(model, Seed13_1) else torch.randn(2, 6, 5)
+        model(x)  # a call first: the checks remember its signature
+        if how == "torch.save":
+            buf = io.BytesIO()
+            torch.save(model, buf)
+            buf.seek(0)
+            copy_ = torch.load(buf, weights_only=False)  # our own object, just written
+        elif how == "pickle":
+            copy_ = pickle.loads(pickle.dumps(model))
+        else:
+            copy_ = copy.deepcopy(model)
+        out, want = copy_(x), model(x)
+        out, want = (out[0], want[0]) if isinstance(out, tuple) else (out, want)
+        assert torch.equal(out, want)
+        with pytest.raises(ShapeError):  # the copy keeps its checks
+            copy_(
+                torch.randn(2, 6, 4) if isinstance(model, HelloRNN) else torch.randint(0, 128, (2, 5)).float()
+            )
+
+
+@pytest.mark.filterwarnings("ignore:The tensor attributes self.gru._flat_weights:UserWarning")  # torch's own GRU
+def test_guard_under_torch_export_and_compile():
+    model = Seed13_1()
+    guard(model)
+    x = torch.randint(0, 128, (2, 5))
+    exported = torch.export.export(model, (x,))
+    assert torch.equal(exported.module()(x), model(x))
+    compiled = torch.compile(model, backend="eager")
+    assert torch.equal(compiled(x), model(x))
+    with pytest.raises(ShapeError, match=r"\[index-dtype\]|wrong dtype"):
+        compiled(x.to(torch.int16))

@@ -138,15 +138,15 @@ class WordsOfChars(nn.Module):
 def test_guard_says_where_batch_came_from_and_how_to_check_an_inner_batch():
     model, x = WordsOfChars(), torch.randint(0, 30, (2, 5, 7))
     with (
-        guard(model),
+        guard(model, batch_axis=0),
         pytest.raises(
             ShapeError,
             match=r"(?s)axis 0 \(batch\) should be 2, got 10.*\[guard-batch\] guard took batch=2 from "
-            r"the model's input axis 0.*guard\(model, batch_axis=None\)",
+            r"the model's input axis 0 \(batch_axis\).*guard the model without batch_axis",
         ),
     ):
         model(x)
-    with guard(model, batch_axis=None):
+    with guard(model):  # the default binds no batch across layers: the folded batch is fine
         assert model(x).shape == (2, 5, 8)
 
 
