@@ -153,6 +153,73 @@ def lstm_models():
     return {"unchecked": Unchecked, "shapecheck": Checked, "jaxtyping": Jax}
 
 
+def guard_layers():
+    """One layer of each kind guard checks, with its call: (make layer, inputs)."""
+    return {
+        "RNN 5->5, (1, 6, 5)": (lambda: nn.RNN(5, 5, batch_first=True), lambda: (torch.randn(1, 6, 5),)),
+        "LSTM 3->4, (2, 7, 3) with (h, c)": (
+            lambda: nn.LSTM(3, 4, batch_first=True),
+            lambda: (torch.randn(2, 7, 3), (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))),
+        ),
+        "GRUCell 5->5, (4, 5) with hx": (
+            lambda: nn.GRUCell(5, 5),
+            lambda: (torch.randn(4, 5), torch.zeros(4, 5)),
+        ),
+        "Linear 5->3, (4, 6, 5)": (lambda: nn.Linear(5, 3), lambda: (torch.randn(4, 6, 5),)),
+        "Embedding 11x4, (4, 6) indices": (
+            lambda: nn.Embedding(11, 4),
+            lambda: (torch.randint(0, 11, (4, 6)),),
+        ),
+    }
+
+
+def bench_guard(n: int, rounds: int) -> dict:
+    """Plain layer vs the same layer guarded (a repeated signature, and with the memory off: a new one),
+    interleaved round by round; the cost is the difference of the best times, ratios paired per round."""
+    from rnnshapes import guard
+
+    rows = {}
+    for label, (make, inputs) in guard_layers().items():
+        torch.manual_seed(0)
+        plain, guarded, full = make(), make(), make()
+        guard(guarded)
+        guard(full)
+        args = inputs()
+        calls = {
+            "plain": lambda m=plain, a=args: m(*a),
+            "guard": lambda m=guarded, a=args: m(*a),
+            "guard_full": lambda m=full, a=args: _memo_off(m, a),
+            "plain_control": lambda m=make(), a=args: m(*a),
+        }
+        with torch.no_grad():
+            for call in calls.values():
+                for _ in range(50):
+                    call()
+            samples: dict[str, list[float]] = {k: [] for k in calls}
+            for _ in range(rounds):
+                for k, call in calls.items():
+                    samples[k].append(time_steps(call, n))
+        best = {k: min(v) for k, v in samples.items()}
+        rows[label] = {
+            "plain_us": round(best["plain"], 2),
+            "guard_overhead_us": round(best["guard"] - best["plain"], 2),
+            "guard_full_overhead_us": round(best["guard_full"] - best["plain"], 2),
+            "control_overhead_us": round(best["plain_control"] - best["plain"], 2),
+            "guard_ratio_paired": round(
+                statistics.median(a / b for a, b in zip(samples["guard"], samples["plain"], strict=True)), 3
+            ),
+        }
+    return rows
+
+
+def _memo_off(model, args):
+    _State.memo = False
+    try:
+        return model(*args)
+    finally:
+        _State.memo = True
+
+
 def time_steps(step, n: int) -> float:
     start = time.perf_counter()
     for _ in range(n):
@@ -281,6 +348,13 @@ def main(argv=None) -> dict:
             f"{row['jaxtyping_overhead_us']:+9.1f} ({row['jaxtyping_ratio']:.3f}x)  "
             f"new signature: {row['shapecheck_full_overhead_us']:+.1f}us ({row['shapecheck_full_ratio_paired']:.3f}x)  "
             f"control: {row['control_ratio_paired']:.3f}x"
+        )
+    report["guard"] = bench_guard(int(5000 * scale), args.rounds)
+    print(f"{'guard(layer): one call':40s} {'plain':>9s} {'+repeated':>10s} {'+new':>9s} {'control':>8s}")
+    for label, row in report["guard"].items():
+        print(
+            f"{label:40s} {row['plain_us']:7.1f}us {row['guard_overhead_us']:+8.1f}us "
+            f"{row['guard_full_overhead_us']:+7.1f}us {row['control_overhead_us']:+6.1f}us"
         )
     if args.json:
         with open(args.json, "w") as f:

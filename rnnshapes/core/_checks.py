@@ -367,7 +367,10 @@ def shapecheck(fn: F) -> F:
             seen = info.seen.setdefault(fn, set())
             w = info.weight()
             bf = getattr(module, "batch_first", info.batch_first)
-            parts += (bf, None if w is None else (w.dtype, w.device, torch.is_autocast_enabled(w.device.type)))
+            parts += (
+                bf,
+                None if w is None else (w.dtype, w.device, torch.is_autocast_enabled(w.device.type)),
+            )
         if len(seen) > _MEMO_LIMIT:
             seen.clear()
         return tuple(parts), seen

@@ -30,7 +30,7 @@ from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
 from ._bind import module_context
-from ._checks import _signature, _UNKNOWN, check_devices, check_value
+from ._checks import _UNKNOWN, _signature, check_devices, check_value
 from ._errors import ShapeError
 from ._specs import Context, Hidden, LSTMState, Packed, _Spec, parse_annotation
 from ._switch import _State
@@ -161,6 +161,8 @@ class _LayerCheck:
             if sx is not _UNKNOWN and sh is not _UNKNOWN:
                 key = (sx, sh, batch, _autocast(w), None if w is None else (w.dtype, w.device))
                 if key in self.seen:
+                    if self.kind == "embedding":  # the values, not the signature, decide the range
+                        _check_index_range(self._label(mod), mod, typing.cast(Tensor, x))
                     return
         self._check(mod, x, hx, batch)
         if key is not None:
@@ -168,16 +170,19 @@ class _LayerCheck:
                 self.seen.clear()
             self.seen.add(key)
 
+    def _label(self, mod: nn.Module) -> str:
+        return f"{self.path or 'model'} ({type(mod).__name__}).forward()"
+
     def _check(self, mod: nn.Module, x: Any, hx: Any, batch: tuple[int, str] | None) -> None:
         ctx = module_context("forward", mod)
-        ctx.label = f"{self.path or 'model'} ({type(mod).__name__}).forward()"
+        ctx.label = self._label(mod)
         if batch is not None and batch[0] >= 0 and "batch" not in ctx.memo:
             ctx.memo["batch"] = batch[0]
             ctx.org["batch"] = (batch[1], "", -1, False, ())
         kind = self.kind
         if kind == "embedding":
             _check_args(ctx, [(_INDICES, "input", x)])
-            _check_index_range(ctx, x, typing.cast(nn.Embedding, mod).num_embeddings)
+            _check_index_range(ctx.where, mod, x)
             return
         if kind == "linear":
             _check_args(ctx, [(_LINEAR_INPUT, "input", x)])
@@ -286,7 +291,7 @@ def guard(
     return handle
 
 
-def _check_index_range(ctx: Context, x: Tensor, rows: int) -> None:
+def _check_index_range(where: str, mod: nn.Module, x: Tensor) -> None:
     """On the CPU (where it costs no device sync), indices must be < vocab rows: torch's own IndexError is mute.
 
     Only for plain tensors: under ``vmap``, fake or functional tensors the values cannot be read."""
@@ -294,10 +299,11 @@ def _check_index_range(ctx: Context, x: Tensor, rows: int) -> None:
         return
     if torch._C._functorch.is_functorch_wrapped_tensor(x):
         return
-    lo, hi = int(x.min()), int(x.max())
+    rows = typing.cast(nn.Embedding, mod).num_embeddings
+    lo, hi = (int(v) for v in torch.aminmax(x))
     if lo < 0 or hi >= rows:
         raise ShapeError(
-            f"{ctx.where}: argument 'input' holds indices outside the embedding.\n"
+            f"{where}: argument 'input' holds indices outside the embedding.\n"
             f"  expected: indices in 0..{rows - 1} (vocab={rows})\n"
             f"  actual:   min {lo}, max {hi}\n"
             f"  hint:     [index-range] an nn.Embedding(vocab={rows}, ...) has one row per symbol: encode with the "

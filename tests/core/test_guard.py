@@ -276,7 +276,9 @@ def test_guarded_and_checked_models_save_pickle_and_copy_with_their_checks(how):
             )
 
 
-@pytest.mark.filterwarnings("ignore:The tensor attributes self.gru._flat_weights:UserWarning")  # torch's own GRU
+@pytest.mark.filterwarnings(
+    "ignore:The tensor attributes self.gru._flat_weights:UserWarning"
+)  # torch's own GRU
 def test_guard_under_torch_export_and_compile():
     model = Seed13_1()
     guard(model)
@@ -287,3 +289,11 @@ def test_guard_under_torch_export_and_compile():
     assert torch.equal(compiled(x), model(x))
     with pytest.raises(ShapeError, match=r"\[index-dtype\]|wrong dtype"):
         compiled(x.to(torch.int16))
+
+
+def test_the_index_range_is_checked_on_every_call_not_only_a_new_signature():
+    emb = nn.Embedding(10, 4)
+    with guard(emb):
+        emb(torch.tensor([[1, 2]]))
+        with pytest.raises(ShapeError, match=r"(?s)model \(Embedding\)\.forward\(\).*\[index-range\]"):
+            emb(torch.tensor([[1, 12]]))  # the same signature as the call that passed
