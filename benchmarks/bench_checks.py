@@ -181,7 +181,7 @@ def bench_guard(n: int, rounds: int) -> dict:
     rows = {}
     for label, (make, inputs) in guard_layers().items():
         torch.manual_seed(0)
-        plain, guarded, full = make(), make(), make()
+        plain, guarded, full, control = make(), make(), make(), make()
         guard(guarded)
         guard(full)
         args = inputs()
@@ -189,7 +189,7 @@ def bench_guard(n: int, rounds: int) -> dict:
             "plain": lambda m=plain, a=args: m(*a),
             "guard": lambda m=guarded, a=args: m(*a),
             "guard_full": lambda m=full, a=args: _memo_off(m, a),
-            "plain_control": lambda m=make(), a=args: m(*a),
+            "plain_control": lambda m=control, a=args: m(*a),
         }
         with torch.no_grad():
             for call in calls.values():
