@@ -6,10 +6,14 @@ guarding): only calls torch runs count as valid. Then
 
 1. no false alarm: the guarded (or ``shapecheck``-ed) model accepts every valid call, and its outputs, state
    included, are bit-identical (``torch.equal``) to the unguarded model's;
-2. no miss: a valid call to one layer with one axis size, one dtype or one index value of one tensor argument
-   changed: when the unguarded torch call raises, the guarded call raises ``ShapeError`` first (never
+2. no miss: a valid call to one layer with one tensor argument changed (one axis size, one axis more or
+   fewer, its dtype, its device (meta stands in for another device), or one index value of an embedding's
+   input): when the unguarded torch call raises, the guarded call raises ``ShapeError`` first (never
    torch's own error), and the message names the argument (``argument 'input'``, ``argument 'hx[1]'``, or
-   the argument the mismatched size was bound from). When torch runs the changed call, nothing is required.
+   the argument the mismatched size was bound from); the same guarded model then still runs the valid call.
+   When torch runs the changed call, nothing is required (the report lists those that prove a mistake).
+
+Every test is parametrized by family (rnn, cell, 13_1, ...), so that each kind of failure shows on its own.
 
 Runs:
     fast (part of the suite): a few dozen derandomized examples per test, a few seconds in all::
@@ -646,9 +650,8 @@ def test_containers_accept_every_call_torch_runs_and_change_nothing(family: str)
 
 
 @st.composite
-def vmap_cases(draw: st.DrawFn) -> tuple[str, nn.Module, tuple[Tensor, ...]]:
+def vmap_cases(draw: st.DrawFn, family: str) -> tuple[str, nn.Module, tuple[Tensor, ...]]:
     """A guarded module under torch.func.vmap: each sample is one call of the module."""
-    family = draw(st.sampled_from(["embedding", "cell", "linear"]))
     n, n_in, hidden = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
     per_sample = (
         _shape(draw, 2) if family != "cell" else draw(st.sampled_from([(), (draw(st.integers(1, 3)),)]))
@@ -666,10 +669,17 @@ def vmap_cases(draw: st.DrawFn) -> tuple[str, nn.Module, tuple[Tensor, ...]]:
     return f"{kind} per-sample {per_sample or 'unbatched'}", cell, args
 
 
-@_settings(12)
-@given(vmap_cases())
-def test_vmap_over_a_guarded_module(case: tuple[str, nn.Module, tuple[Tensor, ...]]) -> None:
-    label, module, args = case
+@pytest.mark.parametrize("family", ["embedding", "cell", "linear"])
+def test_vmap_over_a_guarded_module(family: str) -> None:
+    @_settings(6)
+    @given(vmap_cases(family))
+    def check(case: tuple[str, nn.Module, tuple[Tensor, ...]]) -> None:
+        _check_vmap(*case)
+
+    check()
+
+
+def _check_vmap(label: str, module: nn.Module, args: tuple[Tensor, ...]) -> None:
     note(f"vmap over {label}: {[tuple(a.shape) for a in args]}")
     try:
         want = torch.func.vmap(copy.deepcopy(module))(*args)
@@ -701,7 +711,7 @@ def perturbed(draw: st.DrawFn, cases: st.SearchStrategy[Case]) -> tuple[Case, st
     case = draw(cases)
     slot = draw(st.sampled_from(sorted(case.tensors)))
     t = case.tensors[slot]
-    kinds = ["dtype"] + (["axis"] if t.dim() else []) + (["index"] if case.vocab else [])
+    kinds = ["dtype", "rank", "device"] + (["axis"] if t.dim() else []) + (["index"] if case.vocab else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "axis":
         axis = draw(st.integers(0, t.dim() - 1))
@@ -710,6 +720,14 @@ def perturbed(draw: st.DrawFn, cases: st.SearchStrategy[Case]) -> tuple[Case, st
         )
         new = _resized(t, axis, size, case.vocab)
         what = f"{slot} axis {axis}: {t.shape[axis]} -> {size}"
+    elif kind == "rank":  # one axis more (of size 1) or one fewer (its first entry)
+        axis = draw(st.integers(0, t.dim()))
+        drop = t.dim() > 0 and axis < t.dim() and t.shape[axis] > 0 and draw(st.booleans())
+        new = t.select(axis, 0).clone() if drop else t.unsqueeze(axis).clone()
+        what = f"{slot} {'without' if drop else 'with a new'} axis {axis}: {tuple(t.shape)} -> {tuple(new.shape)}"
+    elif kind == "device":  # the meta device stands in for another device on a machine without one
+        new = t.to("meta")
+        what = f"{slot} on the meta device"
     elif kind == "dtype":
         dtype = draw(st.sampled_from([d for d in DTYPES if d != t.dtype]))
         new = t.to(dtype)
