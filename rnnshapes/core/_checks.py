@@ -95,6 +95,8 @@ def _check_tensor(spec: TensorSpec, value: Any, arg: str, ctx: Context) -> None:
         if kind is NAMED:
             bound = memo.get(name)
             if bound is None:
+                if via_seq and name == "time" and shape[axis] == 0:
+                    raise _Mismatch("axis", axis, d, "at least 1 (a recurrent layer needs a step)")
                 memo[name] = shape[axis]
                 ctx.org[name] = (None, arg, axis, via_seq, shape)
             elif bound != shape[axis]:
@@ -236,6 +238,8 @@ def _check_inner(spec: _Spec, value: Any, arg: str, ctx: Context) -> None:
             ctx.org["batch"] = (f"{arg}.batch_sizes[0]", arg, -1, False, ())
         elif bound != batch:
             raise _Mismatch("packed-batch", None, DimSpec(NAMED, name="batch"), bound)
+        if value.data.shape[0] != int(value.batch_sizes.sum()):
+            raise _Mismatch("packed-rows", None, None, int(value.batch_sizes.sum()))
         if p.features is not None:
             _check(p.features, value.data, f"{arg}.data", ctx)
     else:

@@ -153,6 +153,16 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
                     )
                 else:
                     out.append(f"[one-hot-for-indices] '{arg}' must hold integer indices: use {arg}.long().")
+            elif not spec.integer and not value.is_floating_point() and arg.startswith("hx"):
+                want = str(ctx.weight.dtype).rpartition(".")[2] if ctx.weight is not None else "float32"
+                out.append(
+                    f"[dtype] a recurrent state is floating point, like the weights: pass {arg}.to(torch.{want})."
+                )
+            elif not spec.integer and not value.is_floating_point() and value.is_complex():
+                out.append(
+                    f"[dtype] '{arg}' is complex and this layer is real: pass {arg}.real, or build the layer "
+                    f"with dtype={value.dtype}."
+                )
             elif not spec.integer and not value.is_floating_point():
                 if value.dim() == want_ndim - 1:
                     size = memo.get("input")
@@ -191,6 +201,12 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
                 )
         elif m.reason == "axis" and m.axis is not None:
             out += _axis_hints(spec, dims, value, arg, ctx, m, is_lengths)
+    if m.reason == "packed-rows":
+        out.append(
+            "[lengths-range] the lengths it was packed with are longer than the padded time axis (torch packs "
+            "them without a word): pack with lengths that belong to the padded batch, e.g. rnnshapes.pack(x, "
+            "lengths), which checks them."
+        )
     if isinstance(value, Tensor) and _wants_pair(spec) and m.reason in ("tuple", "union-type"):
         out.append(
             f"[lstm-pair] an LSTM's state is a pair (h, c): h is (layers*dirs, batch, hidden) and c is "
@@ -393,6 +409,10 @@ def compose(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> st
     elif reason == "packed-batch":
         lines.append(head + "has the wrong batch size.")
         lines.append(f"  expected: batch={m.expected}")
+        lines.append(f"  actual:   {_describe(inner_value)}")
+    elif reason == "packed-rows":
+        lines.append(head + "is a PackedSequence whose data does not match its batch_sizes.")
+        lines.append(f"  expected: total=sum(batch_sizes)={m.expected} rows of data")
         lines.append(f"  actual:   {_describe(inner_value)}")
     elif reason == "none":
         lines.append(head + f"is None, which {spec.label} does not allow.")

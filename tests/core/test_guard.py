@@ -297,3 +297,20 @@ def test_the_index_range_is_checked_on_every_call_not_only_a_new_signature():
         emb(torch.tensor([[1, 2]]))
         with pytest.raises(ShapeError, match=r"(?s)model \(Embedding\)\.forward\(\).*\[index-range\]"):
             emb(torch.tensor([[1, 12]]))  # the same signature as the call that passed
+
+
+def test_an_empty_sequence_and_a_packed_batch_longer_than_its_data_are_shape_errors():
+    gru = nn.GRU(3, 4, batch_first=True)
+    with guard(gru), pytest.raises(ShapeError, match=r"axis 1 \(time\) should be at least 1"):
+        gru(torch.randn(2, 0, 3))
+    inconsistent = pack_padded_sequence(
+        torch.randn(2, 2, 3), torch.tensor([4, 1]), batch_first=True, enforce_sorted=False
+    )
+    with (
+        guard(gru),
+        pytest.raises(
+            ShapeError,
+            match=r"(?s)does not match its batch_sizes.*total=sum\(batch_sizes\)=5.*\[lengths-range\]",
+        ),
+    ):
+        gru(inconsistent)

@@ -202,8 +202,9 @@ def _call(x: Any, hx: Any, hx_as_kwarg: bool, input_as_kwarg: bool) -> tuple[tup
     return ((x,), {"hx": hx}) if hx_as_kwarg else ((x, hx), {})
 
 
-# guard's batch_axis: "auto" (the default), None; a wrong explicit axis would be the user's own mistake
-BATCH_AXIS = st.sampled_from(["auto", None])
+# guard's batch_axis: None (the default) or the axis the model's input really has (a wrong declared axis
+# would be the user's own mistake)
+BATCH_AXIS = st.sampled_from([None, "declared"])
 
 
 @st.composite
@@ -227,7 +228,16 @@ def rnn_cases(draw: st.DrawFn, checked: bool = False) -> Case:
     hx_as_kwarg = draw(st.booleans())
     input_as_kwarg = hx_as_kwarg and draw(st.booleans())
     where = "checked" if checked else draw(st.sampled_from(["layer", "wrapped"]))
-    guard_kw = {} if checked else {"allow_unbatched": draw(st.booleans()), "batch_axis": draw(BATCH_AXIS)}
+    declared = draw(BATCH_AXIS) == "declared"
+    # allow_unbatched=False refuses unbatched input on purpose: drawn only where the input is batched
+    guard_kw = (
+        {}
+        if checked
+        else {
+            "allow_unbatched": True if form == "unbatched" else draw(st.booleans()),
+            "batch_axis": (0 if batch_first else 1) if declared else None,
+        }
+    )
 
     torch.manual_seed(0)
     extra = {"proj_size": proj} if kind == "LSTM" else {}
@@ -296,7 +306,7 @@ def cell_cases(draw: st.DrawFn) -> Case:
     hx_as_kwarg = draw(st.booleans())
     input_as_kwarg = hx_as_kwarg and draw(st.booleans())
     where = draw(st.sampled_from(["layer", "wrapped"]))
-    batch_axis = draw(BATCH_AXIS)
+    batch_axis = 0 if batched and draw(BATCH_AXIS) == "declared" else None
 
     torch.manual_seed(0)
     cell = getattr(nn, kind)(n_in, hidden, bias=bias, dtype=dtype)
