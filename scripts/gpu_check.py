@@ -5,6 +5,7 @@ Steps (each a subprocess, so one failing step does not hide the others):
   tests      pytest with --rnnshapes-device=cuda (CUDA demanded: absent CUDA is an error, not a skip)
   train      the main job on CUDA: rnnshapes train --all --device cuda
   ddp        the names lesson under torchrun with nccl (GPU only; on the CPU: tests/lessons/test_ddp.py)
+  extra      scripts/gpu_extra.py: nn.DataParallel's hidden-state trap and guard under CUDA autocast (GPU only)
   bench      benchmarks/bench_checks.py and benchmarks/bench_lessons.py on the device
 With --cpu (the driver's smoke test, run by the suite): env, one lesson test, the parity tests (skipped
 without CUDA) and a quick bench_checks; train and ddp are skipped.
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         [("tests", tests, 150)]
         + ([("train", train, 60)] if train else [])
         + ([("ddp", ddp, 60)] if ddp else [])
+        + ([] if args.cpu else [("extra", [py, "scripts/gpu_extra.py"], 60)])
     )
     steps += [("bench", bench, 150)]
     results = []

@@ -26,6 +26,9 @@ class _ModuleInfo:
     chain: tuple[tuple[nn.Module, str, nn.Module], ...] = ()
     # per checked function: the call signatures that passed its checks with this module as it is now
     seen: dict[Callable[..., Any], set[Any]] = field(default_factory=dict)
+    # id of the module it was read from: an nn.DataParallel replica starts with a copy of the original's
+    # __dict__ (this info included) and its own weights on its own device, so it must read its own
+    owner: int = 0
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
         # read again after torch.save / pickle / copy.deepcopy: it holds functions and the module's own links,
@@ -44,6 +47,8 @@ class _ModuleInfo:
         if owner is None:
             return None
         w = owner._parameters.get(self.weight_name)
+        if w is None:  # a DataParallel replica holds its weight copies as plain attributes
+            w = owner.__dict__.get(self.weight_name)
         if w is None:  # a parametrized weight (weight_norm, ...): its stored original, not a recomputation
             parametrizations = owner.__dict__.get("_modules", {}).get("parametrizations")
             entry = parametrizations._modules.get(self.weight_name) if parametrizations is not None else None
@@ -130,8 +135,9 @@ def _module_info(module: nn.Module) -> _ModuleInfo:
 
 def _info(module: nn.Module) -> _ModuleInfo:
     info = module.__dict__.get(_INFO_KEY)
-    if info is None or not info.current():
+    if info is None or info.owner != id(module) or not info.current():
         info = module.__dict__[_INFO_KEY] = _module_info(module)
+        info.owner = id(module)
     return typing.cast(_ModuleInfo, info)
 
 

@@ -195,11 +195,13 @@ class _LayerCheck:
 
 
 def _weight(mod: nn.Module) -> Tensor | None:
-    params = mod._parameters
+    params, attrs = mod._parameters, mod.__dict__  # a DataParallel replica holds its weights as attributes
     for name in ("weight", "weight_ih", "weight_ih_l0"):
         w = params.get(name)
+        if w is None:
+            w = attrs.get(name)
         if w is not None:
-            return w
+            return typing.cast(Tensor, w)
     return None
 
 

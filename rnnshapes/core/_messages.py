@@ -49,6 +49,7 @@ HINTS: dict[str, str] = {
     "device": "tensors on different devices",
     "dtype": "floating dtype differing from the weights'",
     "guard-batch": "a guarded layer that runs on another batch than the model's input",
+    "dataparallel-hidden": "a state or packed batch split on dim 0 by nn.DataParallel",
 }
 """Every hint a ShapeError can carry: key -> the mistake it explains (the docs' catalogue executes each)."""
 
@@ -214,6 +215,12 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
         )
     if not out:  # guard's own binding is the explanation only when nothing in the call explains it
         out += _guard_batch_hint(ctx, m)
+    if _in_replica(ctx) and (
+        (arg.startswith("hx") and m.reason in ("axis", "ndim"))
+        or m.reason in ("packed-rows", "packed-batch")
+        or (m.reason == "axis" and m.dim is not None and m.dim.name in ("batch", "layers*dirs"))
+    ):
+        out.insert(0, _dataparallel_hint(arg, ctx, m))
     if (
         isinstance(value, tuple)
         and not isinstance(value, PackedSequence)
@@ -242,6 +249,29 @@ def _guard_batch_hint(ctx: Context, m: _Mismatch) -> list[str]:
         "before packing), guard the model without batch_axis (guard(model), batch_axis=None): each layer is "
         "then checked against its own arguments only."
     ]
+
+
+def _in_replica(ctx: Context) -> bool:
+    """nn.DataParallel runs replicas of the model, which torch marks with ``_is_replica``."""
+    return bool(getattr(ctx.module, "_is_replica", False))
+
+
+def _dataparallel_hint(arg: str, ctx: Context, m: _Mismatch) -> str:
+    what = (
+        "a PackedSequence is scattered field by field, so each replica's data no longer matches its batch_sizes"
+        if m.reason in ("packed-rows", "packed-batch")
+        else "for a state (layers*dirs, batch, hidden) dim 0 is the layers axis, so each replica got "
+        "layers*dirs / n_gpus layers of every sequence next to batch / n_gpus sequences"
+    )
+    return (
+        f"[dataparallel-hidden] this module runs in an nn.DataParallel replica. DataParallel splits every tensor "
+        f"argument on dim 0, and {what}. Fixes that work: build the state inside forward from the input's batch "
+        "(torch.zeros(layers*dirs, x.size(0 if batch_first else 1), hidden, device=x.device)); or pass it "
+        "batch-first (batch, layers*dirs, hidden) and call .transpose(0, 1).contiguous() inside; or "
+        "DataParallel(model, dim=1) only if every argument is time-first; or DistributedDataParallel, one process "
+        "per GPU (rnnshapes train names --nproc N shows it). Pack inside forward, not before the call. Note "
+        "that DataParallel also gathers a returned h_n on dim 0 (the layers axis)."
+    )
 
 
 def _cell_hidden_hint(arg: str, value: Tensor, ctx: Context) -> str:
