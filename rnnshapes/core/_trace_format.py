@@ -168,7 +168,8 @@ def _text(t: Trace) -> str:
 
 
 def _cell(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    escaped = value.replace("\\", "\\\\").replace("|", "\\|").replace("[", "\\[")  # [1][0] is no link
+    return escaped.replace("\n", " ")
 
 
 def _markdown(t: Trace) -> str:
