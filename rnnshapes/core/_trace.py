@@ -293,6 +293,7 @@ def trace(
     train: bool | None = False,
     grad: bool = False,
     batch_axis: int | None = None,
+    forward_kwargs: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Trace:
     """Run ``model(*args, **kwargs)`` once and return every layer call inside it, with named axes.
@@ -315,13 +316,15 @@ def trace(
         batch_axis: the axis of the model's first tensor argument that holds the batch: every recurrent,
             cell and attention call with another batch size gets a note. Without it, the batch is bound only
             from evidence: a ``PackedSequence`` argument, or the model's own ``batch`` annotation.
-        **kwargs: the model's keyword arguments (pass one named ``train``, ``grad`` or ``batch_axis`` through
-            a ``functools.partial`` of a bound method).
+        forward_kwargs: keyword arguments of the model whose names are taken here (``train``, ``grad``,
+            ``batch_axis``, ``forward_kwargs``).
+        **kwargs: the model's keyword arguments.
 
     Returns:
         A ``Trace``: ``str()`` is a plain-text table, ``.markdown()`` a Markdown table, ``.to_dict()`` and
         ``.to_json()`` the same content for tools. Hooks are removed before it returns, also on error.
     """
+    kwargs = {**kwargs, **(forward_kwargs or {})}
     module = model if isinstance(model, nn.Module) else getattr(model, "__self__", None)
     if not isinstance(module, nn.Module):
         raise TypeError(f"trace() takes an nn.Module or a bound method of one, got {type(model).__name__}")

@@ -381,6 +381,21 @@ def test_a_subclass_with_its_own_forward_is_recorded_without_guessing():
     assert [i.name for i in t.calls[0].inputs] == ["args[0]", "args[1]"] and not t.calls[0].notes
 
 
+def test_model_keywords_named_like_traces_own():
+    class Dropping(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(3, 4)
+
+        def forward(self, x, train=False):
+            return self.rnn(x)[1] if train else self.rnn(x)[0]
+
+    t = trace(Dropping(), torch.randn(5, 2, 3), forward_kwargs={"train": True})
+    assert [a.name for a in t.arguments] == ["x", "train"] and returned(t) == [
+        "layers*dirs=1 batch=2 hidden=4"
+    ]
+
+
 def test_trace_needs_a_module():
     with pytest.raises(TypeError, match="nn.Module or a bound method"):
         trace(lambda x: x, torch.zeros(1))
