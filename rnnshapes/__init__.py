@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .core._specs import Packed as Packed
     from .core._switch import checks as checks
     from .core._switch import checks_enabled as checks_enabled
+    from .core._trace import trace as trace
+    from .core._trace_format import Trace as Trace
+    from .core._trace_format import TracedCall as TracedCall
+    from .core._trace_format import TracedTensor as TracedTensor
 
 __version__ = "0.1.0"
 
@@ -43,6 +47,10 @@ _LAZY = {
     "guard": ".core._guard",
     "GuardHandle": ".core._guard",
     "pack": ".core._pack",
+    "trace": ".core._trace",
+    "Trace": ".core._trace_format",
+    "TracedCall": ".core._trace_format",
+    "TracedTensor": ".core._trace_format",
 }
 
 __all__ = [
@@ -55,12 +63,16 @@ __all__ = [
     "LSTMState",
     "Packed",
     "ShapeError",
+    "Trace",
+    "TracedCall",
+    "TracedTensor",
     "TrainingError",
     "checks",
     "checks_enabled",
     "guard",
     "pack",
     "shapecheck",
+    "trace",
 ]
 
 

@@ -1,8 +1,5 @@
 """Helpers for the pages' executed code blocks (markdown-exec): everything here runs while the site is built.
 
-- ``shape_table``: call a model (or one of its checked methods) on a small batch and print, as a Markdown
-  table, every tensor that goes in, through its recurrent layer, and out, with its annotation, its shape and
-  the name and size of each axis.
 - ``cell_tour_table`` and ``checks_table``: the shape lessons' results (12_1's tour, a lesson's checks).
 - ``run_figures`` and ``runs_table``: the training runs recorded in ``docs/runs/*.json`` by
   ``scripts/record_runs.py`` (the build never trains; it only reads these files).
@@ -23,15 +20,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import types
-import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 RECORD_COMMAND = "python scripts/record_runs.py && python scripts/plot_runs.py"
@@ -55,158 +48,6 @@ def table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
 
 def fence(language: str, code: str) -> str:
     return f"```{language}\n{code.rstrip()}\n```\n"
-
-
-# --- shapes ------------------------------------------------------------------------------------------------
-
-SHAPE_HEADER = ("tensor", "annotation", "shape", "axes")
-
-
-def _shape(t: Tensor) -> str:
-    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
-
-
-def _dtype(t: Tensor) -> str:
-    return str(t.dtype).rpartition(".")[2]
-
-
-def _axes(names: list[str], shape: tuple[int, ...]) -> str:
-    if len(names) != len(shape):  # a variadic annotation: show the sizes only
-        return ", ".join(str(s) for s in shape)
-    return ", ".join(f"{n}={s}" for n, s in zip(names, shape, strict=True))
-
-
-def _flatten(annotation: Any, value: Any, name: str) -> list[tuple[str, Any, Any]]:
-    """(name, jaxtyping annotation or None, tensor / PackedSequence / None) for every tensor in ``value``."""
-    origin = typing.get_origin(annotation)
-    options = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else ()
-    if options:
-        if value is None:
-            return [(name, None, None)]
-        wanted = tuple if isinstance(value, tuple) and not isinstance(value, PackedSequence) else None
-        for option in options:
-            is_tuple = typing.get_origin(option) is tuple
-            if option is not type(None) and is_tuple == (wanted is tuple):
-                annotation = option
-                break
-    if isinstance(value, tuple) and not isinstance(value, PackedSequence):
-        items = (
-            typing.get_args(annotation) if typing.get_origin(annotation) is tuple else (None,) * len(value)
-        )
-        names = name if isinstance(name, tuple) else tuple(f"{name}[{i}]" for i in range(len(value)))
-        return [row for n, a, v in zip(names, items, value, strict=True) for row in _flatten(a, v, n)]
-    return [(name, annotation, value)]
-
-
-def _annotation_dims(annotation: Any, batch_first: bool) -> tuple[str, list[str]]:
-    """The annotation's dimension string as written, and its axis names with ``*seq`` expanded."""
-    dim_str = getattr(annotation, "dim_str", None)
-    if dim_str is None:
-        return "", []
-    from rnnshapes.core._vocab import seq_axes
-
-    names: list[str] = []
-    for token in dim_str.split():
-        names += list(seq_axes(batch_first)) if token == "*seq" else [token]
-    return dim_str, names
-
-
-def _rnn(module: nn.Module) -> tuple[str, nn.RNNBase] | None:
-    return next(((p, m) for p, m in module.named_modules() if isinstance(m, nn.RNNBase)), None)
-
-
-def _layer_rows(path: str, rnn: nn.RNNBase, call: tuple[Any, ...], result: Any) -> list[list[str]]:
-    """Rows for what the model's recurrent layer received and returned (names from torch's documentation)."""
-    seq = "batch time" if rnn.batch_first else "time batch"
-    dirs = 2 if rnn.bidirectional else 1
-    feats = "dirs*hidden" if dirs == 2 else "hidden"
-    rows = []
-    x, hx = call
-    output, state = result
-    where = f"self.{path}"
-    for label, value, names in (
-        (f"`{where}` input", x, f"{seq} input"),
-        (f"`{where}` output", output, f"{seq} {feats}"),
-    ):
-        if isinstance(value, PackedSequence):
-            packed_names = ["total", names.split()[-1]]
-            rows.append(
-                [
-                    label,
-                    "PackedSequence",
-                    f"data {_shape(value.data)} {_dtype(value.data)}, batch_sizes {value.batch_sizes.tolist()}",
-                    _axes(packed_names, tuple(value.data.shape)),
-                ]
-            )
-        else:
-            rows.append(
-                [label, "", f"{_shape(value)} {_dtype(value)}", _axes(names.split(), tuple(value.shape))]
-            )
-    states = state if isinstance(state, tuple) else (state,)
-    for name, t in zip(("h_n", "c_n"), states, strict=False):
-        last = "cell" if name == "c_n" else "hidden"
-        rows.append(
-            [
-                f"`{where}` {name}",
-                "",
-                f"{_shape(t)} {_dtype(t)}",
-                _axes(["layers*dirs", "batch", last], tuple(t.shape)),
-            ]
-        )
-    return rows
-
-
-def shape_table(fn: Callable[..., Any], *args: Any, outputs: Any = "output", **kwargs: Any) -> str:
-    """Call ``fn`` (a model, or a bound checked method such as ``model.step``) and tabulate every tensor.
-
-    ``outputs`` names the returned values: a string, or a tuple of names matching a returned tuple (nested
-    for an LSTM state: ``("output", ("h_n", "c_n"))``).
-    """
-    if isinstance(fn, nn.Module):
-        module, method = fn, type(fn).forward
-    else:
-        module, method = fn.__self__, getattr(type(fn.__self__), fn.__name__)
-    batch_first = bool(getattr(module, "batch_first", True))
-    hints = typing.get_type_hints(method, include_extras=True)
-    bound = inspect.signature(method).bind(module, *args, **kwargs)
-    bound.apply_defaults()
-    arguments = list(bound.arguments.items())[1:]  # without self
-
-    found = _rnn(module)
-    seen: list[tuple[tuple[Any, ...], Any]] = []
-    handle = None
-    if found is not None:
-        handle = found[1].register_forward_hook(
-            lambda m, a, out: seen.append((a if len(a) == 2 else (a[0], None), out))
-        )
-    try:
-        with torch.no_grad():
-            result = fn(*args, **kwargs)
-    finally:
-        if handle is not None:
-            handle.remove()
-
-    rows: list[list[str]] = []
-
-    def add(rows_in: list[tuple[str, Any, Any]], role: str) -> None:
-        for name, annotation, value in rows_in:
-            dim_str, names = _annotation_dims(annotation, batch_first)
-            note = f"`{dim_str}`" if dim_str else ""
-            label = f"`{name}` ({role})"
-            if value is None:
-                rows.append([label, note, "None: zeros", ""])
-            else:
-                rows.append(
-                    [label, note, f"{_shape(value)} {_dtype(value)}", _axes(names, tuple(value.shape))]
-                )
-
-    for name, value in arguments:
-        add(_flatten(hints.get(name), value, name), "argument")
-    if found is not None and seen:
-        call, out = seen[-1]
-        rows += _layer_rows(found[0], found[1], call, out)
-    add(_flatten(hints.get("return"), result, outputs), "returned")
-    return table(SHAPE_HEADER, rows)
 
 
 def cell_tour_table(rows: Iterable[Any]) -> str:

@@ -4,6 +4,7 @@
     rnnshapes train LESSON | --all [--device cpu|cuda|auto] [--seed N] [--threads N]
     rnnshapes predict NAME [NAME ...] [--top K]
     rnnshapes generate --prime TEXT [--length N] [--temperature T]
+    rnnshapes trace LESSON | package.module:factory [--input "batch=4 time=9 input=5" ...] [--format F]
 
 Bad arguments, missing data and unusable checkpoints print one line and exit with status 2; a training
 run that misses a target exits with status 1.
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..core._argtypes import float_between, int_at_least
 from ..core._errors import CheckpointError, DataError, ShapeError, TrainingError
+from . import _trace
 
 _positive_int = int_at_least(1)
 _seed = int_at_least(0)
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--temperature", type=_temperature, default=0.8, help="0 = greedy (default: 0.8)")
     generate.add_argument("--seed", type=_seed, default=0, help="sampling seed (default: 0)")
     _device_arg(generate)
+    _trace.add_parser(sub)
     return parser
 
 
@@ -243,7 +246,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"lessons": cmd_lessons, "train": cmd_train, "predict": cmd_predict, "generate": cmd_generate}
+def cmd_trace(args: argparse.Namespace) -> int:
+    return _trace.cmd_trace(args, _device(args.device))
+
+
+COMMANDS = {
+    "lessons": cmd_lessons,
+    "train": cmd_train,
+    "predict": cmd_predict,
+    "generate": cmd_generate,
+    "trace": cmd_trace,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (_UsageError, DataError, CheckpointError, ShapeError, TrainingError) as e:
+    except (_UsageError, _trace.UsageError, DataError, CheckpointError, ShapeError, TrainingError) as e:
         first, *rest = str(e).splitlines()
         print(f"rnnshapes {args.command}: error: {first}", file=sys.stderr)
         for line in rest:

@@ -14,10 +14,13 @@ cell         H_cell          features of an LSTM's cell state c (hidden_size)
 layers       num_layers      stacked recurrent layers
 dirs         D               directions: 2 if bidirectional else 1
 layers*dirs  num_layers * D  leading size of every hidden state
+heads        num_heads       attention heads (nn.MultiheadAttention), each reading embed / heads features
 classes      C               output classes (one logit each)
 vocab        V               symbols in a vocabulary (rows of an embedding)
 embed        E               size of one embedding vector
 total        sum(lengths)    rows of a PackedSequence's data
+source       S               source length: the encoder's time steps (seq2seq), the longest in a batch
+target       T               target length: the decoder's time steps (seq2seq), the longest in a batch
 ===========  ==============  ================================================================================
 
 ``*seq`` stands for the two leading axes of a sequence tensor: ``batch time`` when the module is
@@ -45,10 +48,13 @@ DIMENSIONS: tuple[Dim, ...] = (
     Dim("layers", "num_layers", "stacked recurrent layers"),
     Dim("dirs", "D", "directions: 2 if bidirectional else 1"),
     Dim("layers*dirs", "num_layers * D", "leading size of every hidden state"),
+    Dim("heads", "num_heads", "attention heads (nn.MultiheadAttention), each reading embed / heads features"),
     Dim("classes", "C", "output classes (one logit each)"),
     Dim("vocab", "V", "symbols in a vocabulary (rows of an embedding)"),
     Dim("embed", "E", "size of one embedding vector"),
     Dim("total", "sum(lengths)", "rows of a PackedSequence's data"),
+    Dim("source", "S", "source length: the encoder's time steps (seq2seq), the longest in a batch"),
+    Dim("target", "T", "target length: the decoder's time steps (seq2seq), the longest in a batch"),
 )
 
 SEQ = "*seq"

@@ -23,7 +23,8 @@ pytest.importorskip(
 from _docsite import SiteBuild  # noqa: E402
 
 import rnnshapes  # noqa: E402
-from rnnshapes import _errors  # noqa: E402
+from rnnshapes.core import _errors  # noqa: E402
+from rnnshapes.core._trace_format import MARKDOWN_HEADER  # noqa: E402
 from rnnshapes.core._vocab import DIMENSIONS  # noqa: E402
 
 pytestmark = pytest.mark.docs
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.docs
 # runs and do tiny forward passes only. The limit catches a page that starts training at build time without
 # failing on a busy machine.
 RUNS = Path(__file__).resolve().parents[2] / "docs" / "runs"
-SHAPE_TABLE_HEADER = ["tensor", "annotation", "shape", "axes"]
+SHAPE_TABLE_HEADER = list(MARKDOWN_HEADER)  # rnnshapes.trace(...).markdown()
 CELL_TOUR_HEADER = ["cell", "batch_first", "case", "input", "output", "h_n", "c_n"]
 CHECKS_HEADER = ["check", "passed"]
 # The modules whose ShapeError messages the error catalogue must cover, kind by kind.
@@ -398,8 +399,24 @@ def test_names_shape_table_shows_the_packed_batch(site: SiteBuild) -> None:
     for page in ("lessons/13_1_names_basic.html", "lessons/13_2_names.html"):
         content = article(site.page(page))
         rows = [row for t in tables(content) if t and t[0] == SHAPE_TABLE_HEADER for row in t[1:]]
-        packed = [row for row in rows if row[0] == "self.rnn input"]
-        assert packed and all(row[1] == "PackedSequence" and "total=19" in row[3] for row in packed), page
+        packed = [row for row in rows if row[0].startswith("rnn GRU(") and row[1] == "input (in)"]
+        assert len(packed) == 1 and packed[0][2] in ("packed (19, 64)", "packed (19, 128)"), page
+        assert packed[0][4].startswith("total=19 input="), packed
+
+
+def test_shapes_page_traces_a_user_model_and_the_course_13_1_classifier(site: SiteBuild) -> None:
+    content = article(site.page("shapes.html"))
+    body = text(content)
+    assert "Summarizer (eval, no_grad, cpu)" in body  # the plain-text trace, executed at build
+    assert "out h_n (2, 4, 32) float32 layers*dirs=2 batch=4 hidden=32" in body
+    assert "out attn_weights (4, 1, 9) float32 batch=4 target=1 source=9" in body
+    traced = [t for t in tables(content) if t and t[0] == SHAPE_TABLE_HEADER]
+    assert len(traced) == 1, "the 13-1 classifier's trace, as a Markdown table"
+    rows = traced[0][1:]
+    assert rows[-1] == ["RNNClassifier", "returned", "(1, 4, 18)", "float32", "layers*dirs=1 batch=4 18"]
+    assert ["", "h_n (out)", "(1, 4, 100)", "float32", "layers*dirs=1 batch=4 hidden=100"] in rows
+    assert "batch=4 18 Disagreements are notes" in body  # the fixed classifier: one row per name
+    assert "! batch=9 here, but the model was called with batch=4 (axis 0 of x)" in body
 
 
 def test_pack_pad_page_shows_packed_equals_alone(site: SiteBuild) -> None:
@@ -491,7 +508,7 @@ def test_error_catalogue_runs_every_hint(site: SiteBuild) -> None:
 def message_kinds() -> list[str]:
     """The first-line phrases of every ShapeError the core composes ('has the wrong shape', ...)."""
     pattern = re.compile(r"""(?:head \+ f?"|argument '[^']*' )((?:has|is|holds) [^.{"\\]+)""")
-    root = Path(rnnshapes.__file__).parent
+    root = Path(rnnshapes.__file__).parent / "core"
     kinds = {k.strip().rstrip(",") for f in MESSAGE_SOURCES for k in pattern.findall((root / f).read_text())}
     assert len(kinds) >= 8, f"the message pattern found only {sorted(kinds)}: has the message format changed?"
     return sorted(kinds)
