@@ -1,7 +1,7 @@
 """`guard(model)`: the same checks on any existing model, without editing its code (forward pre-hooks).
 
-Every ``nn.RNN/GRU/LSTM``, ``nn.RNNCell/GRUCell/LSTMCell``, ``nn.Embedding`` and ``nn.Linear`` inside the
-model is checked when it is called, against its own configuration: the input's feature axis, the state's
+Every ``nn.RNN/GRU/LSTM``, ``nn.RNNCell/GRUCell/LSTMCell``, ``nn.Embedding``, ``nn.Linear`` and
+``nn.MultiheadAttention`` inside the model is checked when it is called, against its own configuration: the input's feature axis, the state's
 ``(layers*dirs, batch, hidden)`` against the input's batch, LSTM ``(h, c)``, packed batches, index dtypes and
 ranges, devices and dtypes. Whatever torch runs correctly passes: unbatched calls, LSTM states as lists,
 ``torch.autocast``, ``torch.func.vmap``; subclasses that redefine ``forward`` are left unchecked (their
@@ -19,12 +19,13 @@ remembers the call signatures that passed (a loop pays the full check once per s
 outside the graph under ``torch.compile`` and does nothing while ``torch.export`` traces.
 """
 
+import functools
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from jaxtyping import AbstractDtype, Float, Inexact
+from jaxtyping import AbstractDtype, Float, Inexact, Shaped
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
@@ -84,7 +85,39 @@ _KINDS: tuple[tuple[type[nn.Module], Any, str], ...] = (
     (nn.RNNCell, nn.RNNCell.forward, "cell"),
     (nn.Embedding, nn.Embedding.forward, "embedding"),
     (nn.Linear, nn.Linear.forward, "linear"),
+    (nn.MultiheadAttention, nn.MultiheadAttention.forward, "mha"),
 )
+
+
+def _mha_specs(mod: nn.MultiheadAttention, batched: bool) -> tuple[tuple[str, _Spec], ...]:
+    """(argument, spec) of an attention call: query (batch, target, embed) when batch_first, else
+    (target, batch, embed); key and value over the source steps; the masks; and their unbatched forms."""
+    # key and value features are named embed when they are its size, else fixed to kdim / vdim
+    k = "embed" if mod.kdim == mod.embed_dim else str(mod.kdim)
+    v = "embed" if mod.vdim == mod.embed_dim else str(mod.vdim)
+    return _attention_specs(k, v, bool(mod.batch_first), batched)
+
+
+@functools.cache
+def _attention_specs(k: str, v: str, batch_first: bool, batched: bool) -> tuple[tuple[str, _Spec], ...]:
+    per_head = "heads" if not batched else "batch*heads"  # a 3-D attn_mask: one (target, source) per head
+    attn: Any = Shaped[Tensor, "target source"] | Shaped[Tensor, f"{per_head} target source"] | None
+    if not batched:
+        lead_q, lead_s, mask = "target", "source", " source"
+    elif batch_first:
+        lead_q, lead_s, mask = "batch target", "batch source", "batch source"
+    else:
+        lead_q, lead_s, mask = "target batch", "source batch", "batch source"
+    return (
+        ("query", _spec(Float[Tensor, f"{lead_q} embed"])),
+        ("key", _spec(Float[Tensor, f"{lead_s} {k}"])),
+        ("value", _spec(Float[Tensor, f"{lead_s} {v}"])),
+        ("key_padding_mask", _spec(Shaped[Tensor, mask] | None)),
+        ("attn_mask", _spec(attn)),
+    )
+
+
+_MHA_ARGS = ("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask")
 
 
 @dataclass
@@ -135,9 +168,10 @@ class _LayerCheck:
     def __init__(self, path: str, kind: str, scope: _Scope, allow_unbatched: bool) -> None:
         self.path, self.kind, self.scope, self.allow_unbatched = path, kind, scope, allow_unbatched
         self.seen: set[Any] = set()
+        self.mha_args: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "seen": set()}
+        return {**self.__dict__, "seen": set(), "mha_args": {}}
 
     def __call__(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if not _State.enabled:
@@ -149,6 +183,14 @@ class _LayerCheck:
         self.check(mod, args, kwargs)
 
     def check(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if (
+            self.kind == "mha"
+        ):  # query, key, value, masks: checked in full (the masks' values matter to torch)
+            self.mha_args = {**dict(zip(_MHA_ARGS, args, strict=False)), **kwargs}
+            self._check(
+                mod, self.mha_args.get("query"), None, self.scope.stack[-1] if self.scope.stack else None
+            )
+            return
         x = args[0] if args else kwargs.get("input")
         hx = args[1] if len(args) > 1 else kwargs.get("hx")
         if type(hx) is list:  # torch takes an LSTM state as a list too
@@ -187,6 +229,15 @@ class _LayerCheck:
         if kind == "linear":
             _check_args(ctx, [(_LINEAR_INPUT, "input", x)])
             return
+        if kind == "mha":
+            mha = typing.cast(nn.MultiheadAttention, mod)
+            for name, size in (("embed", mha.embed_dim), ("heads", mha.num_heads)):
+                ctx.memo[name] = size
+                ctx.org[name] = ("self", "", -1, False, ())
+            batched = not (isinstance(x, Tensor) and x.dim() == 2)
+            values = self.mha_args
+            _check_args(ctx, [(spec, name, values.get(name)) for name, spec in _mha_specs(mha, batched)])
+            return
         unbatched_ndim = 2 if kind in ("rnn", "lstm") else 1
         if isinstance(x, Tensor) and x.dim() == unbatched_ndim and self.allow_unbatched:
             kind += "-unbatched"  # one unbatched sequence (or step), as torch reads it: checked as such
@@ -196,7 +247,7 @@ class _LayerCheck:
 
 def _weight(mod: nn.Module) -> Tensor | None:
     params, attrs = mod._parameters, mod.__dict__  # a DataParallel replica holds its weights as attributes
-    for name in ("weight", "weight_ih", "weight_ih_l0"):
+    for name in ("weight", "weight_ih", "weight_ih_l0", "in_proj_weight", "q_proj_weight"):
         w = params.get(name)
         if w is None:
             w = attrs.get(name)

@@ -50,6 +50,8 @@ HINTS: dict[str, str] = {
     "dtype": "floating dtype differing from the weights'",
     "guard-batch": "a guarded layer that runs on another batch than the model's input",
     "dataparallel-hidden": "a state or packed batch split on dim 0 by nn.DataParallel",
+    "mha-layout": "attention inputs in the other layout than the layer's batch_first",
+    "attention-mask": "an attention mask of the wrong shape",
 }
 """Every hint a ShapeError can carry: key -> the mistake it explains (the docs' catalogue executes each)."""
 
@@ -215,6 +217,8 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
         )
     if not out:  # guard's own binding is the explanation only when nothing in the call explains it
         out += _guard_batch_hint(ctx, m)
+    if hasattr(ctx.module, "num_heads") and m.reason in ("axis", "ndim"):  # nn.MultiheadAttention
+        out += _attention_hints(arg, ctx, m)
     if _in_replica(ctx) and (
         (arg.startswith("hx") and m.reason in ("axis", "ndim"))
         or m.reason in ("packed-rows", "packed-batch")
@@ -249,6 +253,28 @@ def _guard_batch_hint(ctx: Context, m: _Mismatch) -> list[str]:
         "before packing), guard the model without batch_axis (guard(model), batch_axis=None): each layer is "
         "then checked against its own arguments only."
     ]
+
+
+def _attention_hints(arg: str, ctx: Context, m: _Mismatch) -> list[str]:
+    bf = bool(getattr(ctx.module, "batch_first", False))
+    q, kv = (
+        ("(batch, target, embed)", "(batch, source, embed)")
+        if bf
+        else ("(target, batch, embed)", "(source, batch, embed)")
+    )
+    if arg in ("key_padding_mask", "attn_mask"):
+        return [
+            "[attention-mask] key_padding_mask is (batch, source), True (or -inf) where a key is padding; "
+            "attn_mask is (target, source) for every sequence, or (batch*heads, target, source) per sequence and "
+            "head. A (batch, target, source) mask is repeated per head: mask.repeat_interleave(heads, dim=0)."
+        ]
+    if arg in ("query", "key", "value") and m.axis in (0, 1):
+        return [
+            f"[mha-layout] this nn.MultiheadAttention has batch_first={bf}: the query is {q} and key and value "
+            f"are {kv}. Tensors laid out the other way need .transpose(0, 1), or build the layer with "
+            f"batch_first={not bf}."
+        ]
+    return []
 
 
 def _in_replica(ctx: Context) -> bool:

@@ -214,3 +214,33 @@ def test_return_value_is_checked():
 
     with pytest.raises(ShapeError, match=re.escape("argument 'return value' has the wrong shape")):
         Wrong()(torch.randn(2, 3, 5))
+
+
+def test_guard_hints_of_index_dtype_attention_and_dataparallel():
+    emb = nn.Embedding(10, 4)
+    with (
+        guard(emb),
+        pytest.raises(ShapeError, match=r"\[index-dtype\] nn\.Embedding takes indices as torch\.long"),
+    ):
+        emb(torch.tensor([1, 2], dtype=torch.int8))
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    q, k = torch.randn(3, 5, 8), torch.randn(3, 7, 8)
+    with (
+        guard(mha),
+        pytest.raises(ShapeError, match=r"\[attention-mask\] key_padding_mask is \(batch, source\)"),
+    ):
+        mha(q, k, k, key_padding_mask=torch.zeros(7, 3, dtype=torch.bool))
+    with (
+        guard(mha),
+        pytest.raises(ShapeError, match=r"\[mha-layout\] this nn\.MultiheadAttention has batch_first=True"),
+    ):
+        mha(q.transpose(0, 1), k.transpose(0, 1), k.transpose(0, 1))
+    gru = nn.GRU(3, 4, num_layers=2)
+    replica = gru._replicate_for_data_parallel()  # marked _is_replica by torch
+    with (
+        guard(replica),
+        pytest.raises(
+            ShapeError, match=r"\[dataparallel-hidden\] this module runs in an nn\.DataParallel replica"
+        ),
+    ):
+        replica(torch.randn(5, 2, 3), torch.zeros(1, 4, 4))  # h0 split on its layers axis

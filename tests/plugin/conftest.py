@@ -17,3 +17,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # top-level tests/conftest.py makes this a no-op.
     if not config.pluginmanager.has_plugin("pytester"):
         config.pluginmanager.import_plugin("pytester")
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_in_file_order(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pytester run sits in a temporary folder, outside this project's ``addopts = -p no:randomly``: keep
+    pytest-randomly (installed for ``make random-order``) from shuffling the inner runs these tests read."""
+    if "pytester" not in request.fixturenames:
+        return
+    pytester = request.getfixturevalue("pytester")
+    run = pytester.runpytest_subprocess
+    monkeypatch.setattr(
+        pytester, "runpytest_subprocess", lambda *args, **kw: run("-p", "no:randomly", *args, **kw)
+    )

@@ -1,0 +1,93 @@
+"""guard on nn.MultiheadAttention: the batch_first trap, key_padding_mask (batch, source), attn_mask
+(target, source) or (batch*heads, target, source), unbatched calls, kdim/vdim; checked against torch."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from rnnshapes import ShapeError, guard
+
+
+def _inputs(bf: bool, batch=3, target=5, source=7, e=8, k=8, v=8):
+    def lay(n, steps, f):
+        return torch.randn(n, steps, f) if bf else torch.randn(steps, n, f)
+
+    return lay(batch, target, e), lay(batch, source, k), lay(batch, source, v)
+
+
+@pytest.mark.parametrize(
+    "bf, masks", itertools.product([True, False], ["none", "padding", "2d", "3d", "both"])
+)
+def test_every_call_torch_runs_passes_unchanged(bf, masks):
+    torch.manual_seed(0)
+    mha, plain = nn.MultiheadAttention(8, 2, batch_first=bf).eval(), None
+    plain = nn.MultiheadAttention(8, 2, batch_first=bf).eval()
+    plain.load_state_dict(mha.state_dict())
+    q, k, v = _inputs(bf)
+    kw = {
+        "none": {},
+        "padding": {"key_padding_mask": torch.tensor([[False] * 7, [False] * 5 + [True] * 2, [False] * 7])},
+        "2d": {"attn_mask": torch.triu(torch.ones(5, 7, dtype=torch.bool), 1)},
+        "3d": {"attn_mask": torch.zeros(6, 5, 7)},
+        "both": {
+            "key_padding_mask": torch.zeros(3, 7, dtype=torch.bool),
+            "attn_mask": torch.zeros(5, 7, dtype=torch.bool),
+        },
+    }[masks]
+    with guard(mha):
+        out, weights = mha(q, k, v, **kw)
+    want, want_w = plain(q, k, v, **kw)
+    assert torch.equal(out, want) and torch.equal(weights, want_w)
+    assert weights.shape == (3, 5, 7)  # (batch, target, source), whatever batch_first says
+
+
+def test_unbatched_and_kdim_vdim_calls_pass():
+    mha = nn.MultiheadAttention(8, 2, kdim=4, vdim=6, batch_first=True)
+    with guard(mha):
+        assert mha(torch.randn(3, 5, 8), torch.randn(3, 7, 4), torch.randn(3, 7, 6))[0].shape == (3, 5, 8)
+        out, w = mha(
+            torch.randn(5, 8),
+            torch.randn(7, 4),
+            torch.randn(7, 6),
+            key_padding_mask=torch.zeros(7, dtype=torch.bool),
+        )
+        assert out.shape == (5, 8) and w.shape == (5, 7)
+        with pytest.raises(ShapeError, match=r"(?s)argument 'key'.*axis 2 \(fixed\) should be 4, got 6"):
+            mha(torch.randn(3, 5, 8), torch.randn(3, 7, 6), torch.randn(3, 7, 6))
+
+
+def test_the_batch_first_trap_gets_its_hint():
+    mha = nn.MultiheadAttention(8, 2)  # batch_first=False: (target, batch, embed)
+    q, k, v = _inputs(bf=True)  # (batch, target, embed): the other layout
+    with pytest.raises(RuntimeError):
+        nn.MultiheadAttention(8, 2)(q, k, v)  # torch refuses it, deep inside
+    with (
+        guard(mha),
+        pytest.raises(
+            ShapeError,
+            match=r"(?s)argument 'key'.*\[mha-layout\] this nn.MultiheadAttention has batch_first=False.*\.transpose\(0, 1\)",
+        ),
+    ):
+        mha(q, k, v)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"key_padding_mask": torch.zeros(7, 3, dtype=torch.bool)},  # (source, batch)
+        {"attn_mask": torch.zeros(5, 5)},  # (target, target)
+        {"attn_mask": torch.zeros(3, 5, 7)},  # (batch, target, source): not repeated per head
+    ],
+)
+def test_masks_of_the_wrong_shape_are_shape_errors_with_the_shapes_that_work(kw):
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    q, k, v = _inputs(bf=True)
+    with pytest.raises((RuntimeError, AssertionError)):
+        nn.MultiheadAttention(8, 2, batch_first=True)(q, k, v, **kw)
+    with (
+        guard(mha),
+        pytest.raises(ShapeError, match=r"\[attention-mask\].*repeat_interleave\(heads, dim=0\)"),
+    ):
+        mha(q, k, v, **kw)
