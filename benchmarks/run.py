@@ -366,6 +366,35 @@ def _checks_md(checks: dict[str, Any]) -> list[str]:
     )
 
 
+def _guard_md(checks: dict[str, Any]) -> list[str]:
+    rows = checks.get("guard")
+    if not rows:  # runs recorded before guard was measured
+        return []
+    body = [
+        [
+            layer,
+            _f(row["plain_us"], 1),
+            f"{row['guard_overhead_us']:+.1f}",
+            f"{row['guard_full_overhead_us']:+.1f}",
+            f"{row['control_overhead_us']:+.1f}",
+            f"{row['guard_ratio_paired']:.3f}x",
+        ]
+        for layer, row in rows.items()
+    ]
+    columns = ["layer and call", "plain (µs)", "guard, repeated signature", "guard, new signature"]
+    columns += ["control", "guard / plain"]
+    return (
+        ["### Cost of guard per layer call (µs, best of interleaved rounds)", ""]
+        + _table(columns, body)
+        + [
+            "The same call on a plain layer and on a guarded one (`torch.no_grad()`); the goal is <= 5 µs for a "
+            "repeated signature and <= 10 µs for a new one. An embedding's index range is read on every call "
+            '(its values, not its signature, decide it). "control" is a second plain layer: the noise floor.',
+            "",
+        ]
+    )
+
+
 def _ratio_cell(row: dict[str, Any], variant: str) -> str:
     best = f"{row[f'{variant}_ratio']:.2f}x"
     paired = row.get(f"{variant}_ratio_paired")  # absent from runs recorded before it was measured
@@ -386,6 +415,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines += _char_md(s["char"])
     if "checks" in s:
         lines += _checks_md(s["checks"])
+        lines += _guard_md(s["checks"])
     return "\n".join(lines).rstrip() + "\n"
 
 
