@@ -1,6 +1,7 @@
 """check_state_dict_roundtrip and check_device_parity (CUDA parts run only where CUDA is)."""
 
 import re
+
 import pytest
 import torch
 from rnn_zoo import H_IN, HIDDEN, PackedClassifier, Tagger, features
