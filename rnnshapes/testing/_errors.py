@@ -65,6 +65,7 @@ VACUOUS_STEP = (
 def warn_vacuous(message: str) -> None:
     """Warn with :class:`VacuousCheckWarning`, attributed to the first caller outside rnnshapes (the user's test,
     whether it called the check directly or through the plugin's ``rnn_checks``)."""
+    __tracebackhide__ = True  # made an error (-W error::...), pytest shows the user's line, not this one
     import os
     import sys
     import warnings
