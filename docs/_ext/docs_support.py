@@ -3,8 +3,13 @@
 - ``cell_tour_table`` and ``checks_table``: the shape lessons' results (12_1's tour, a lesson's checks).
 - ``run_figures`` and ``runs_table``: the training runs recorded in ``docs/runs/*.json`` by
   ``scripts/record_runs.py`` (the build never trains; it only reads these files).
-- ``example``, ``example_sections`` and ``failure_report``: the example files of ``docs/examples``, shown
-  whole or section by section, and pytest's real output for the one that fails on purpose.
+- ``example_blocks_problems``: the pages write the example files of ``docs/examples`` out in their Markdown (a
+  reader of the repository sees the code), in fenced blocks titled ``docs/examples/<name>``; the build
+  (``hooks.py``) fails when a block is not the file, or one of its ``--8<--`` sections, word for word, or when
+  a section is missing from the page.
+- ``example``, ``example_sections``, ``failure_report`` and ``training_table``: the example files, shown whole
+  or section by section, pytest's real output for the one that fails on purpose, and the end-of-run table of
+  the one that passes.
 - ``Catalogue``: runs one mistake per entry of the error catalogue and prints the code with the real
   ``ShapeError`` text; a mistake that raises nothing, or the wrong hint, fails the build.
 
@@ -277,6 +282,49 @@ def example(name: str, section: str | None = None) -> str:
     return f"`docs/examples/{name}`:\n\n" + fence(language, path.read_text(encoding="utf-8"))
 
 
+_BLOCK = re.compile(
+    r'^(?P<fence>`{3,})python[^\n]*?\btitle="docs/examples/(?P<name>[\w.-]+)"[^\n]*\n(?P<code>.*?)^(?P=fence)[ \t]*$',
+    re.M | re.S,
+)
+
+
+def example_blocks_problems(markdown: str) -> list[str]:
+    """What is wrong with the example code written out in a page: each fenced block titled
+    ``docs/examples/<name>`` must be that file (when it has no ``--8<--`` sections) or one of its sections,
+    word for word; every section of a file the page shows must be there, in the file's order. Empty when all is
+    well."""
+    shown: dict[str, list[str]] = {}
+    for match in _BLOCK.finditer(markdown):
+        shown.setdefault(match["name"], []).append(match["code"].strip("\n") + "\n")
+    problems = []
+    for name, blocks in shown.items():
+        path = EXAMPLES / name
+        if not path.is_file():
+            problems.append(f"a block is titled docs/examples/{name}, which does not exist")
+            continue
+        sections = example_sections(name)
+        if not sections:
+            whole = path.read_text(encoding="utf-8").strip("\n") + "\n"
+            if blocks != [whole]:
+                problems.append(f"docs/examples/{name} has no sections: the page must show it whole, once")
+            continue
+        names = []
+        for code in blocks:
+            found = [section for section, text in sections.items() if text == code]
+            if not found:
+                first = code.splitlines()[0] if code.strip() else "(empty)"
+                problems.append(
+                    f"a block titled docs/examples/{name} (starting {first!r}) is none of the file's sections: "
+                    "copy the section from the file again"
+                )
+            names += found
+        if names != list(sections) and not any("none of the file" in p for p in problems):
+            problems.append(
+                f"the page shows the sections of docs/examples/{name} as {names}; the file has {list(sections)}"
+            )
+    return problems
+
+
 # pytest runs of example files, started in the background when the build starts (hooks.py), so that they overlap
 # with the rest of the build: example name -> (process, its temporary folder)
 _PYTEST_RUNS: dict[str, tuple[subprocess.Popen[str], Path]] = {}
@@ -328,6 +376,16 @@ def stop_example_pytests() -> None:
         process.kill()
         process.communicate()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def training_table(name: str) -> str:
+    """The end-of-run table of trainings from pytest's real run of an example file that passes (the build fails
+    if the run does not pass or prints no such table)."""
+    code, output = example_pytest(name)
+    match = re.search(r"^=+ rnnshapes: \d+ trainings, .*?(?=^=+ )", output, re.M | re.S)
+    if code != 0 or match is None:
+        raise AssertionError(f"pytest on docs/examples/{name} should pass and print its trainings:\n{output}")
+    return fence("text", match.group(0))
 
 
 def failure_report(name: str) -> str:

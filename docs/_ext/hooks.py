@@ -5,9 +5,10 @@ The pages run Python at build time (markdown-exec); their shared helpers live in
 (tables of shapes, the recorded training runs, the error catalogue's mistakes). mkdocs loads this file
 through ``hooks:`` in mkdocs.yml, so the helpers are found whatever the working directory of the build.
 
-The pytest-plugin page prints pytest's real output for ``docs/examples/test_counter_fails.py``; that run takes a
-few seconds (a fresh process importing torch), so it starts here, in the background, and overlaps with the
-rest of the build.
+The pytest-plugin page prints pytest's real output for ``docs/examples/test_counter_fails.py`` and the end-of-run
+table of ``docs/examples/test_tagger.py``; those runs take a few seconds (fresh processes importing torch), so
+they start here, in the background, and overlap with the rest of the build. The page writes the examples' code
+out in its Markdown: ``on_page_markdown`` fails the build when that code is not the files' own.
 """
 
 import sys
@@ -24,12 +25,26 @@ def on_config(config: Any) -> Any:
 
 
 FAILING_EXAMPLE = "test_counter_fails.py"  # shown by docs/pytest-plugin.md
+PASSING_EXAMPLE = "test_tagger.py"  # its end-of-run table too
 
 
 def on_pre_build(config: Any) -> None:
     import docs_support
 
     docs_support.start_example_pytest(FAILING_EXAMPLE)
+    docs_support.start_example_pytest(PASSING_EXAMPLE)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """The example code a page writes out must be the example files' own, word for word (tests/docs runs the
+    files; the reader reads the page)."""
+    import docs_support
+    from mkdocs.exceptions import PluginError
+
+    problems = docs_support.example_blocks_problems(markdown)
+    if problems:
+        raise PluginError(f"{page.file.src_uri}: " + "; ".join(problems))
+    return markdown
 
 
 def on_post_build(config: Any) -> None:

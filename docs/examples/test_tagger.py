@@ -59,6 +59,13 @@ def test_no_peeking_ahead(rnn_checks):
 
 
 # --8<-- [end:causal]
+# --8<-- [start:every_parameter_learns]
+def test_every_parameter_learns(rnn_checks):
+    x, lengths = padded_batch()
+    rnn_checks.check_every_parameter_learns(Classifier(), (x, lengths))  # one backward pass, no dead weight
+
+
+# --8<-- [end:every_parameter_learns]
 # --8<-- [start:shape_contract]
 def test_output_shapes(rnn_checks):
     sizes = rnn_checks.check_shape_contract(
@@ -112,8 +119,9 @@ def test_learns_to_tag_the_previous_step(rnn_checks):
         with torch.no_grad():
             return (model(x_test).argmax(-1) == y_test).float().mean()
 
-    # max_steps as written for --rnnshapes-budget=ci; rnn_checks scales it (full: x10)
-    rnn_checks.check_converges(train_step, accuracy, 0.9, max_steps=400, eval_every=20)
+    # max_steps as written for --rnnshapes-budget=ci; rnn_checks scales it (full: x10); model= watches its
+    # parameters: the result (and the end-of-run table) says which never received a gradient, if any
+    rnn_checks.check_converges(train_step, accuracy, 0.9, max_steps=400, eval_every=20, model=model)
 
 
 # --8<-- [end:converges]

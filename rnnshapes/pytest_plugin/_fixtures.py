@@ -60,9 +60,10 @@ def rnn_budget(request: pytest.FixtureRequest) -> Budget:
 
 @pytest.fixture
 def rnn_train_record(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
-    """``record(result=None, *, name, device, steps, seconds, metric, target, reached, mode, curve)``: record a
-    training of this test for the end-of-run table (and the failure report section). Pass a
-    ``ConvergenceResult`` or the fields; the device defaults to this test's ``rnn_device``."""
+    """``record(result=None, *, name, device, steps, seconds, metric, target, reached, mode, curve, no_gradient)``:
+    record a training of this test for the end-of-run table (and the failure report section). Pass a
+    ``ConvergenceResult`` or the fields (``no_gradient``: the groups of parameters that never learned); the
+    device defaults to this test's ``rnn_device``."""
 
     def record(result: Any = None, **fields: Any) -> dict[str, Any]:
         rec = make_record(result, **fields)

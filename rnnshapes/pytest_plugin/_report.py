@@ -41,6 +41,7 @@ def make_record(
     reached: bool | None = None,
     mode: str | None = None,
     curve: list[float] | None = None,
+    no_gradient: list[str] | None = None,
 ) -> dict[str, Any]:
     """A training record (plain data that travels between xdist processes), from a ``ConvergenceResult``
     (anything with ``as_record()``) and/or fields given one by one (which win)."""
@@ -55,6 +56,7 @@ def make_record(
         "reached": reached,
         "mode": mode,
         "curve": curve,
+        "no_gradient": no_gradient,
     }
     record.update({k: v for k, v in given.items() if v is not None})
     record.setdefault("name", "training")
@@ -119,6 +121,7 @@ def _convergence_section(item: pytest.Item, call: pytest.CallInfo[None], report:
             lines.append(
                 f"curve: {sparkline(curve)}  {_num(curve[0])} -> {_num(curve[-1])} ({len(curve)} points)"
             )
+        lines += _no_gradient_lines(r)
         if r.get("budget") in BUDGETS:  # trained by rnn_checks: under the budget profile and thread count
             b = BUDGETS[r["budget"]]
             limits = [f"{r.get('max_steps')} steps"]
@@ -138,12 +141,33 @@ def _convergence_section(item: pytest.Item, call: pytest.CallInfo[None], report:
     return "\n".join(lines)
 
 
+def _no_gradient_lines(record: dict[str, Any]) -> list[str]:
+    """The parameters a training never gave a non-zero gradient, as the record carries them (grouped)."""
+    groups = record.get("no_gradient") or []
+    if not groups:
+        return []
+    lines = ["parameters that never received a non-zero gradient (they never learned):"]
+    lines += [f"  {group}" for group in groups[:6]]
+    if len(groups) > 6:
+        lines.append(f"  ... and {len(groups) - 6} more groups")
+    return lines
+
+
 def _num(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, (int, float)):
         return f"{value:.4g}"
     return str(value)
+
+
+def _no_gradient_cell(record: dict[str, Any]) -> str:
+    """How many parameter groups never learned: ``-`` when the training did not watch them (check_converges
+    without ``model=``, or a record made by hand)."""
+    groups = record.get("no_gradient")
+    if groups is None:
+        return "-"
+    return str(len(groups)) if groups else "0"
 
 
 def _write_table(terminalreporter: Any, table: Sequence[tuple[str, ...]]) -> None:
@@ -207,7 +231,7 @@ class _TrainingSummary:
         rows = sorted(
             self.records.values(), key=lambda r: (str(r.get("name")), str(r.get("device")), r["nodeid"])
         )
-        header = ("name", "device", "steps", "seconds", "metric", "target", "reached")
+        header = ("name", "device", "steps", "seconds", "metric", "target", "reached", "no grad")
         table = [header] + [
             (
                 str(r.get("name")),
@@ -217,9 +241,16 @@ class _TrainingSummary:
                 _num(r.get("metric")),
                 f"{r.get('mode', '')} {_num(r.get('target'))}",
                 "yes" if r.get("reached") else "NO",
+                _no_gradient_cell(r),
             )
             for r in rows
         ]
         reached = sum(1 for r in rows if r.get("reached"))
         terminalreporter.write_sep("=", f"rnnshapes: {len(rows)} trainings, {reached} reached their target")
         _write_table(terminalreporter, table)
+        for r in rows:  # passed or not: part of the model never learned
+            lines = _no_gradient_lines(r)
+            if lines:
+                terminalreporter.write_line(f"{r.get('name')} ({r['nodeid']}): {lines[0]}")
+                for line in lines[1:]:
+                    terminalreporter.write_line(line)

@@ -7,6 +7,7 @@ Every check takes the model and example inputs, calls the model, and raises :cla
 
     check_batch_independence(model, x)                  # every example i, every other example j
     check_causal(model, x, time_axis=1)                 # every step t, every later step t' > t
+    check_every_parameter_learns(model, x)              # no parameter without a gradient
 
 One convention for every check:
 
@@ -19,6 +20,10 @@ One convention for every check:
   batch_first tensors have ``0, 1``, time-first ones ``1, 0``, a hidden state ``layers*dirs batch hidden``
   has batch at 1.
 
+A check whose inputs cannot show the fault it looks for (a batch of 1, one time step, no padding) passes with a
+:class:`VacuousCheckWarning`, which pytest lists in its warnings summary and CI can turn into an error
+(``-W error::rnnshapes.testing.VacuousCheckWarning``).
+
 Integer inputs (token indices) cannot be differentiated: the gradient checks then take gradients with respect
 to the output of the model's first ``nn.Embedding``, captured with a forward hook (``wrt=`` picks another input
 or module).
@@ -27,8 +32,10 @@ or module).
 from ._errors import CheckFailed as CheckFailed
 from ._errors import ConvergenceFailed as ConvergenceFailed
 from ._errors import DeviceUnavailable as DeviceUnavailable
+from ._errors import VacuousCheckWarning as VacuousCheckWarning
 from ._gradients import check_batch_independence as check_batch_independence
 from ._gradients import check_causal as check_causal
+from ._learning import check_every_parameter_learns as check_every_parameter_learns
 from ._padding import check_packed_matches_unbatched as check_packed_matches_unbatched
 from ._padding import check_padding_invariance as check_padding_invariance
 from ._shapes import check_shape_contract as check_shape_contract
@@ -49,10 +56,12 @@ __all__ = [
     "ConvergenceFailed",
     "ConvergenceResult",
     "DeviceUnavailable",
+    "VacuousCheckWarning",
     "check_batch_independence",
     "check_causal",
     "check_converges",
     "check_device_parity",
+    "check_every_parameter_learns",
     "check_init_loss",
     "check_overfits_batch",
     "check_packed_matches_unbatched",

@@ -170,9 +170,8 @@ def compare(
 
 
 def fail(title: str, body: str, hint: str | None = None) -> CheckFailed:
-    text = f"{title}\n{body}"
-    if hint:
-        text += f"\nhint: {hint}"
+    """The failure of a check: the title, the hint right under it (read first, before the evidence), the body."""
+    text = f"{title}\nhint: {hint}\n{body}" if hint else f"{title}\n{body}"
     return CheckFailed(text)
 
 

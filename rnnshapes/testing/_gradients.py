@@ -18,6 +18,7 @@ from ._calls import (
     selector,
     weights_like,
 )
+from ._errors import VACUOUS_BATCH, VACUOUS_STEP, warn_vacuous
 
 
 def _influence(
@@ -155,6 +156,8 @@ def check_batch_independence(
             "hidden state layers*dirs batch hidden too); an output flattened to (batch*time, ...) needs "
             "output=lambda r: r.view(batch, time, -1) or similar",
         )
+    if n_in == 1:
+        warn_vacuous(VACUOUS_BATCH)
     off = [(i, j) for i in range(n_out) for j in range(n_in) if i != j and float(influence[i, j]) > atol]
     if off:
         worst = max(off, key=lambda p: float(influence[p]))
@@ -249,6 +252,8 @@ def check_causal(
             "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0); "
             "the check needs a per-step output",
         )
+    if n_in == 1:
+        warn_vacuous(VACUOUS_STEP)
     future = [(t, s) for t in range(n_out) for s in range(t + 1, n_in) if float(influence[t, s]) > atol]
     if future:
         worst = max(future, key=lambda p: float(influence[p]))

@@ -1,5 +1,7 @@
 """Padding checks: a padded batch gives each sequence the result it gets alone, whatever the padding."""
 
+import math
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
@@ -17,6 +19,8 @@ from ._calls import (
     output_name,
     selector,
 )
+from ._compact import ELEMENTS, Problem, largest_difference, worst
+from ._errors import warn_vacuous
 
 Auto = Literal["auto"]
 
@@ -113,7 +117,13 @@ def check_packed_matches_unbatched(
     ob = batch_axis if output_batch_axis is None else output_batch_axis
     run = call or default_call
     select = selector(output, batch_first=ob == 0)
-    problems = []
+    if all(length == t for length in lens):
+        warn_vacuous(
+            f"check_packed_matches_unbatched: every length equals the padded time {t}, so the batch holds no "
+            "padding that could leak into a result: the check proved nothing about padding. Give some "
+            "sequences shorter lengths (and padding after them)"
+        )
+    problems: list[Problem] = []
     with mode(model, False), torch.no_grad():
         full = select(run(model, x, lengths))
         _check_batch(full, ob, n, output)
@@ -125,10 +135,9 @@ def check_packed_matches_unbatched(
             if output_time_axis == "auto" and not per_step:
                 ot = None
             elif ot is not None and not per_step:
-                problems.append(
-                    f"example {i} (length {length}): run alone its output {describe(alone)} does not have "
-                    f"its {length} steps along output_time_axis={ot}"
-                )
+                detail = f"run alone its output {describe(alone)} does not have its {length} steps along "
+                detail += f"output_time_axis={ot}"
+                problems.append(Problem(f"example {i} (length {length}):", detail, math.inf))
                 continue
             got = _example(full, ob, i, ot, length)
             diff = compare(
@@ -136,22 +145,43 @@ def check_packed_matches_unbatched(
                 alone,
                 atol=atol,
                 rtol=rtol,
-                got_name=f"example {i} of the padded batch",
-                want_name=f"example {i} run alone (batch of 1, length {length})",
+                got_name="the padded batch's",
+                want_name="the lone run's",
+                limit=ELEMENTS,
             )
             if diff:
-                where = "its valid steps" if ot is not None else "the whole per-example output"
-                problems.append(f"example {i} (length {length}, of time {t}); compared on {where}:\n{diff}")
+                label = f"example {i} (length {length}, of time {t}), compared on {_where(ot)}:"
+                problems.append(Problem(label, diff, largest_difference(got, alone), f"example {i}"))
     if problems:
-        shorter = sum(1 for L in lens if L < t)
+        shorter = [i for i, L in enumerate(lens) if L < t]
+        bad = {int(p.label.split()[1]) for p in problems}
         raise fail(
             f"packed/padded batch does not match unbatched runs: {len(problems)} of {n} examples differ "
-            f"({shorter} are shorter than the padded time {t}).",
-            f"{output_name(output)}, batch axis {ob}:\n" + "\n".join(problems),
-            "padded steps leaked into the result: pack the batch (pack_padded_sequence with the lengths, "
-            "enforce_sorted=False) or mask the padded steps, and take the last VALID step (index lengths-1) "
-            "or h_n instead of out[:, -1]",
+            f"({len(shorter)} are shorter than the padded time {t}).",
+            f"{output_name(output)}, batch axis {ob}; each example of the padded batch against the same "
+            "example run alone (a batch of 1, cut to its length):\n"
+            + "\n".join(worst(problems, noun="more examples")),
+            _packed_hint(bad, shorter),
         )
+
+
+def _where(time_axis: int | None) -> str:
+    return "its valid steps" if time_axis is not None else "the whole per-example output"
+
+
+def _packed_hint(bad: set[int], shorter: list[int]) -> str:
+    """What the examples that differ say: exactly the shorter ones point at the padding."""
+    if bad and bad <= set(shorter):
+        return (
+            "only examples shorter than the padded time differ: padded steps leaked into their results. Pack "
+            "the batch (pack_padded_sequence with the lengths, enforce_sorted=False) or mask the padded steps, "
+            "and take the last VALID step (index lengths-1) or h_n instead of out[:, -1]"
+        )
+    return (
+        "examples without padding differ too, so it is not (only) the padding: the batch changes a result. "
+        "Look for examples that mix (check_batch_independence), sorting by length without restoring the order "
+        "(enforce_sorted=False unsorts for you), or a state carried over from another call"
+    )
 
 
 def _check_batch(out: Tensor, ob: int, n: int, output: OutputFn | None) -> None:
@@ -218,7 +248,13 @@ def check_padding_invariance(
     if scramble and any(L < t for L in lens):
         scrambled = _scrambled(x, lens, batch_axis, time_axis, seed)
         variants.append(("the existing padding overwritten with random values", scrambled))
-    problems = []
+    if all(length == t for length in lens):
+        warn_vacuous(
+            f"check_padding_invariance: every length equals the padded time {t}, so there was no padding to "
+            f"overwrite: only {extra} appended steps were tried. Give some sequences shorter lengths (and "
+            "padding after them)"
+        )
+    problems: list[Problem] = []
     with mode(model, False), torch.no_grad():
         base = select(run(model, x, lengths))
         _check_batch(base, ob, n, output)
@@ -232,21 +268,21 @@ def check_padding_invariance(
                     grew = other.dim() == base.dim() and int(other.shape[ot]) == int(base.shape[ot]) + extra
                     ot = ot if grew else None
             for i, length in enumerate(lens):
+                got, want = _example(other, ob, i, ot, length), _example(base, ob, i, ot, length)
                 diff = compare(
-                    _example(other, ob, i, ot, length),
-                    _example(base, ob, i, ot, length),
-                    atol=atol,
-                    rtol=rtol,
-                    got_name=f"example {i} with {label.split(' (')[0]}",
-                    want_name="the original batch",
-                )
+                    got, want, atol=atol, rtol=rtol, got_name="the variant's", want_name="the original's",
+                    limit=ELEMENTS,
+                )  # fmt: skip
                 if diff:
-                    where = "its valid steps" if ot is not None else "the whole per-example output"
-                    problems.append(f"[{label}] example {i} (length {length}); compared on {where}:\n{diff}")
+                    short = f"[{label.split(' (')[0]}] example {i}"
+                    problem = Problem(f"[{label}] example {i} (length {length}):", diff, 0.0, short)
+                    problems.append(replace(problem, score=largest_difference(got, want)))
     if problems:
+        pairs = len(variants) * n
         raise fail(
-            f"padding changes the results: {len(problems)} (variant, example) pairs differ.",
-            f"{output_name(output)}, batch axis {ob}:\n" + "\n".join(problems),
+            f"padding changes the results: {len(problems)} of {pairs} (variant, example) pairs differ.",
+            f"{output_name(output)}, batch axis {ob}; each example against the same example of the original "
+            f"batch, on {_where(ot)}:\n" + "\n".join(worst(problems, noun="more pairs")),
             "the model reads padded steps: pack the batch (pack_padded_sequence with the lengths) or mask "
             "padded steps, and take the last VALID step (lengths-1) or h_n instead of out[:, -1]; an "
             "nn.Embedding's padding_idx alone does not stop an RNN from stepping through padding",

@@ -2,10 +2,10 @@
 
 import copy
 import io
+import math
 import os
 import pickle
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -26,7 +26,8 @@ from ._calls import (
     to_device,
     weights_like,
 )
-from ._errors import DeviceUnavailable
+from ._compact import ELEMENTS, Problem, largest_difference, worst
+from ._errors import DeviceUnavailable, warn_vacuous
 
 
 def _leaves(result: Any, output: OutputFn | None) -> list[tuple[str, Tensor]]:
@@ -102,29 +103,99 @@ def check_state_dict_roundtrip(
         tuple(b.shape) == tuple(w.shape) and torch.equal(b.cpu(), w.cpu())
         for (_, b), (_, w) in zip(before, want, strict=False)
     ):
-        warnings.warn(
+        warn_vacuous(
             "check_state_dict_roundtrip: make_model() built a model whose outputs already equal the original's "
-            "before loading (same seed, or an input-independent model?); the round trip proves little",
-            UserWarning,
-            stacklevel=2,
+            "before loading (same seed, or an input-independent model?); the round trip proves little"
         )
-    problems = []
+    problems: list[Problem] = []
     if len(got) != len(want):
-        problems.append(f"the result has {len(got)} tensors after loading but {len(want)} before")
+        problems.append(
+            Problem(f"the result has {len(got)} tensors after loading but {len(want)} before", "", 0)
+        )
     for (name, g), (_, w) in zip(got, want, strict=False):
-        diff = compare(g, w, atol=atol, rtol=rtol, got_name=f"{name} after loading", want_name="the original")
+        diff = compare(
+            g,
+            w,
+            atol=atol,
+            rtol=rtol,
+            got_name="the loaded model's",
+            want_name="the original's",
+            limit=ELEMENTS,
+        )
         if diff:
-            problems.append(diff)
+            problems.append(Problem(f"{name}:", diff, largest_difference(g, w), name))
     if problems:
         keys = sorted(state)
+        culprits = state_outside(model)
+        found = [f"  {c}" for c in culprits[:8]] + (
+            [f"  ... and {len(culprits) - 8} more"] if len(culprits) > 8 else []
+        )
+        outside = ["state the state_dict does not hold:", *found] if culprits else []
         raise fail(
             "state_dict round trip failed: the reloaded model gives different outputs.",
-            "\n".join(problems)
-            + f"\nstate_dict keys saved ({len(keys)}): {keys[:20]}{' ...' if len(keys) > 20 else ''}",
-            "state outside the state_dict is lost on save: a tensor kept as a plain attribute (make it an "
-            "nn.Parameter or register_buffer(...)), submodules in a Python list/dict (use nn.ModuleList / "
-            "nn.ModuleDict), or a buffer registered with persistent=False",
+            "\n".join([*outside, *worst(problems, noun="more tensors")])
+            + f"\nstate_dict keys saved ({len(keys)}): {keys[:8]}{' ...' if len(keys) > 8 else ''}",
+            _roundtrip_hint(culprits),
         )
+
+
+def _roundtrip_hint(culprits: list[str]) -> str:
+    if culprits:
+        names = ", ".join(c.split(":")[0] for c in culprits[:3]) + (" ..." if len(culprits) > 3 else "")
+        return (
+            f"the state_dict does not hold {names}, so the loaded model keeps make_model()'s own values there: "
+            "make a tensor an nn.Parameter or a buffer (self.register_buffer(name, tensor)), put modules in "
+            "nn.ModuleList / nn.ModuleDict; a buffer registered with persistent=False is left out on purpose"
+        )
+    return (
+        "state outside the state_dict is lost on save: a tensor kept as a plain attribute (make it an "
+        "nn.Parameter or register_buffer(...)), submodules in a Python list/dict (use nn.ModuleList / "
+        "nn.ModuleDict), a buffer registered with persistent=False, or state set outside __init__ (a "
+        "vocabulary, a config read in forward)"
+    )
+
+
+def state_outside(model: nn.Module) -> list[str]:
+    """The state of ``model`` that its state_dict does not hold, as ``self.<path>`` lines: tensors kept as plain
+    attributes, modules and tensors in plain lists/tuples/dicts, buffers registered with ``persistent=False``.
+    Tensors that are also parameters or buffers (``nn.RNN``'s ``_flat_weights``) are not counted."""
+    held = {id(t) for t in model.state_dict(keep_vars=True).values()}
+    found: list[str] = []
+    for path, module in model.named_modules():
+        prefix = f"self.{path}." if path else "self."
+        for name in sorted(getattr(module, "_non_persistent_buffers_set", ())):
+            buffer = module._buffers.get(name)
+            if buffer is not None:
+                found.append(f"{prefix}{name}: {describe(buffer)}, a buffer registered with persistent=False")
+        for name, value in vars(module).items():
+            if name in ("_parameters", "_buffers", "_modules") or name.startswith("__"):
+                continue
+            what = _unheld(value, held)
+            if what:
+                found.append(f"{prefix}{name}: {what}")
+    return found
+
+
+def _unheld(value: Any, held: set[int]) -> str | None:
+    """How ``value`` (an attribute of a module) holds state that the state_dict does not, or None."""
+    if isinstance(value, Tensor):
+        return None if id(value) in held else f"{describe(value)}, a plain attribute"
+    items: list[Any] = []
+    if isinstance(value, (list, tuple)):
+        items, kind = list(value), f"a plain {type(value).__name__}"
+    elif isinstance(value, Mapping):
+        items, kind = list(value.values()), "a plain dict"
+    else:
+        return None
+    modules = [v for v in items if isinstance(v, nn.Module)]
+    tensors = [v for v in items if isinstance(v, Tensor) and id(v) not in held]
+    if modules:
+        names = sorted({type(m).__name__ for m in modules})
+        container = "nn.ModuleDict" if isinstance(value, Mapping) else "nn.ModuleList"
+        return f"{kind} of {len(modules)} module(s) ({', '.join(names)}), not an {container}"
+    if tensors:
+        return f"{kind} of {len(tensors)} tensor(s) not registered as parameters or buffers"
+    return None
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -239,30 +310,32 @@ def check_device_parity(
                     found.update({f"grad of {n}": t.grad for n, t in leaves_in if t.grad is not None})
             runs.append(([(n, o.detach().cpu()) for n, o in outs], {k: v.cpu() for k, v in found.items()}))
     (cpu_outs, cpu_grads), (dev_outs, dev_grads) = runs
-    problems = []
+    problems: list[Problem] = []
     for (name, c), (_, d) in zip(cpu_outs, dev_outs, strict=False):
-        diff = compare(d, c, atol=atol, rtol=rtol, got_name=f"{name} on {target}", want_name="on cpu")
+        diff = compare(d, c, atol=atol, rtol=rtol, got_name=f"{target}", want_name="cpu", limit=ELEMENTS)
         if diff:
-            problems.append(diff)
+            problems.append(Problem(f"{name}:", diff, largest_difference(d, c), name))
     for name in sorted(set(cpu_grads) | set(dev_grads)):
         if name not in cpu_grads or name not in dev_grads:
             where = "cpu" if name in cpu_grads else str(target)
-            problems.append(f"{name} exists on {where} only")
+            problems.append(Problem(f"{name} exists on {where} only", "", math.inf, name, rank=1))
             continue
         diff = compare(
             dev_grads[name],
             cpu_grads[name],
             atol=grad_atol,
             rtol=grad_rtol,
-            got_name=f"{name} on {target}",
-            want_name="on cpu",
+            got_name=f"{target}",
+            want_name="cpu",
+            limit=ELEMENTS,
         )
         if diff:
-            problems.append(diff)
+            score = largest_difference(dev_grads[name], cpu_grads[name])
+            problems.append(Problem(f"{name}:", diff, score, name, rank=1))
     if problems:
         raise fail(
             f"device parity failed: cpu and {target} disagree (TF32 off) in {len(problems)} tensors.",
-            "\n".join(problems),
+            "\n".join(worst(problems, noun="more tensors")),
             "differences of ~1e-6 are float rounding (raise atol/rtol); larger ones point at device-dependent "
             "code: tensors created without device= (torch.zeros(...) on the CPU), .cuda()/.cpu() calls inside "
             "forward, or non-deterministic kernels",

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ._calls import CallFn, OutputFn, as_args, default_call, describe, fail, mode, output_name, selector
 from ._errors import ConvergenceFailed
+from ._learning import GradientWatch
 from ._sparkline import describe_curve
 
 Mode = Literal[">=", "<="]
@@ -31,6 +32,12 @@ class ConvergenceResult:
         curve: ``(step, metric)`` at every evaluation.
         losses: what every ``train_step()`` returned.
         stopped_by: ``"target"``, ``"steps"`` (the step budget ran out) or ``"time"`` (``max_seconds``).
+        no_gradient: the parameters that never received a non-zero gradient during the whole training (they
+            never learned), by name; empty when every one did, or when no model was watched.
+        no_gradient_groups: the same, grouped as a reader thinks of them, one line per group
+            (``rnn (GRU) layer 1, forward direction: weight_ih_l1, ...``).
+        watched: whether the parameters were watched (``check_overfits_batch`` always; ``check_converges``
+            when given ``model=``).
     """
 
     name: str
@@ -42,6 +49,9 @@ class ConvergenceResult:
     curve: list[tuple[int, float]] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     stopped_by: str = "steps"
+    no_gradient: list[str] = field(default_factory=list)
+    no_gradient_groups: list[str] = field(default_factory=list)
+    watched: bool = False
 
     @property
     def metric(self) -> float:
@@ -67,6 +77,13 @@ class ConvergenceResult:
             f"metric: {describe_curve(v for _, v in self.curve)}",
             f"loss:   {describe_curve(self.losses)}",
         ]
+        if self.no_gradient:
+            lines.append(
+                f"{len(self.no_gradient)} parameters never received a non-zero gradient (never learned):"
+            )
+            lines += [f"  {line}" for line in self.no_gradient_groups[:6]]
+            if len(self.no_gradient_groups) > 6:
+                lines.append(f"  ... and {len(self.no_gradient_groups) - 6} more groups")
         return "\n".join(lines)
 
     def as_record(self) -> dict[str, Any]:
@@ -80,6 +97,7 @@ class ConvergenceResult:
             "mode": self.mode,
             "reached": self.reached,
             "curve": [v for _, v in self.curve],
+            "no_gradient": list(self.no_gradient_groups) if self.watched else None,
         }
 
 
@@ -105,6 +123,7 @@ def check_converges(
     eval_every: int = 1,
     max_seconds: float | None = None,
     name: str = "training",
+    model: nn.Module | None = None,
 ) -> ConvergenceResult:
     """Train until a metric reaches ``target``, within a budget of steps (and optionally seconds).
 
@@ -122,6 +141,9 @@ def check_converges(
         eval_every: evaluate the metric every this many steps.
         max_seconds: optional wall-time budget; training stops (and fails) when it is spent.
         name: what is trained, for messages and reports.
+        model: the model that ``train_step`` trains, to watch its parameters: the result's ``no_gradient``
+            then names those that never received a non-zero gradient, passed or not (a model can reach its
+            target with part of it never learning: ``h_n[-1]`` of a bidirectional layer).
 
     Returns:
         A :class:`ConvergenceResult` with the curve.
@@ -136,7 +158,41 @@ def check_converges(
         raise ValueError(f'mode must be ">=" or "<=", got {mode!r}')
     if max_steps < 1 or eval_every < 1:
         raise ValueError(f"max_steps and eval_every must be >= 1, got {max_steps} and {eval_every}")
-    result = ConvergenceResult(name=name, target=float(target), mode=mode)
+    result = ConvergenceResult(name=name, target=float(target), mode=mode, watched=model is not None)
+    with GradientWatch(model) as watch:
+        try:
+            _train(train_step, metric, target, mode, max_steps, eval_every, max_seconds, result)
+        finally:
+            result.no_gradient, result.no_gradient_groups = watch.never, watch.lines()
+    if result.stopped_by == "non-finite loss":
+        raise ConvergenceFailed(
+            f"{name}: the loss became {result.losses[-1]} at step {result.steps}; training cannot go on.\n"
+            "hint: lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), or look for "
+            f"log(0) / division by zero in the loss\n{result.summary()}",
+            result,
+        )
+    if not result.reached:
+        budget = f"{max_steps} steps" + (f" / {max_seconds:g} s" if max_seconds is not None else "")
+        raise ConvergenceFailed(
+            f"{name} did not converge: metric {mode} {target:g} not reached within {budget}.\n"
+            "hint: a flat curve means no learning (learning rate, detached tensors, frozen parameters); a curve "
+            f"still rising/falling means the budget is too small; a noisy one, a learning rate too high\n"
+            f"{result.summary()}",
+            result,
+        )
+    return result
+
+
+def _train(
+    train_step: Callable[[], Any],
+    metric: Callable[[], Any] | None,
+    target: float,
+    mode: Mode,
+    max_steps: int,
+    eval_every: int,
+    max_seconds: float | None,
+    result: ConvergenceResult,
+) -> None:
     start = time.perf_counter()
     loss = math.nan
     for step in range(1, max_steps + 1):
@@ -146,12 +202,7 @@ def check_converges(
         if not math.isfinite(loss):
             result.seconds = time.perf_counter() - start
             result.stopped_by = "non-finite loss"
-            raise ConvergenceFailed(
-                f"{name}: the loss became {loss} at step {step}; training cannot go on.\n{result.summary()}\n"
-                "hint: lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), or look for "
-                "log(0) / division by zero in the loss",
-                result,
-            )
+            return
         out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
         if step % eval_every == 0 or step == max_steps or out_of_time:
             value = loss if metric is None else _scalar(metric(), "metric()")
@@ -164,15 +215,6 @@ def check_converges(
             result.stopped_by = "time"
             break
     result.seconds = time.perf_counter() - start
-    if not result.reached:
-        budget = f"{max_steps} steps" + (f" / {max_seconds:g} s" if max_seconds is not None else "")
-        raise ConvergenceFailed(
-            f"{name} did not converge: metric {mode} {target:g} not reached within {budget}.\n{result.summary()}\n"
-            "hint: a flat curve means no learning (learning rate, detached tensors, frozen parameters); a curve "
-            "still rising/falling means the budget is too small; a noisy one, a learning rate too high",
-            result,
-        )
-    return result
 
 
 def check_overfits_batch(
@@ -227,42 +269,62 @@ def check_overfits_batch(
             "unfreeze the parameters (requires_grad_(True)) before training",
         )
     opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
-    never: dict[str, nn.Parameter] = {n: p for n, p in net.named_parameters() if p.requires_grad}
 
     def train_step() -> float:
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(select(run(net, *args)), targets)
         loss.backward()
-        for n in [n for n, p in never.items() if p.grad is not None and bool(p.grad.ne(0).any())]:
-            del never[n]
         opt.step()
         return float(loss.detach())
 
     with mode(net, True), torch.enable_grad():
         try:
-            return check_converges(train_step, None, threshold, max_steps=steps, mode="<=", name=name)
+            return check_converges(
+                train_step, None, threshold, max_steps=steps, mode="<=", name=name, model=net
+            )
         except ConvergenceFailed as e:
             r = e.result
             if r.stopped_by == "non-finite loss":
                 what = f"the loss became {r.losses[-1]} at step {r.steps}"
             else:
                 what = f"the loss did not fall to <= {threshold:g} within {steps} steps (last {r.metric:.4g})"
-            lines = [
-                f"overfit one batch failed: {what}.",
+            lines = [f"overfit one batch failed: {what}.", f"hint: {_overfit_hint(r)}"]
+            lines += [
                 f"model {type(model).__name__} on inputs {describe(args)}; loss_fn of {output_name(output)}",
                 f"loss:  {describe_curve(r.losses)}",
             ]
-            if never:
-                lines.append(
-                    f"these parameters never received a non-zero gradient: {sorted(never)} "
-                    "(detached, unused, or behind torch.no_grad())"
-                )
-            lines.append(
-                "hint: a correct model memorises a few examples easily; look for outputs that ignore the input "
-                "or mix examples, targets misaligned with outputs, frozen or detached layers, probabilities fed "
-                "to a loss that wants logits, or a learning rate far off"
-            )
+            if r.no_gradient:
+                lines.append(f"these {len(r.no_gradient)} parameters never received a non-zero gradient:")
+                lines += [f"  {line}" for line in r.no_gradient_groups[:8]]
+                if len(r.no_gradient_groups) > 8:
+                    lines.append(f"  ... and {len(r.no_gradient_groups) - 8} more groups")
             raise ConvergenceFailed("\n".join(lines), r) from None
+
+
+def _overfit_hint(r: ConvergenceResult) -> str:
+    """The likeliest cause of a failure to overfit, read from the curve and the parameters that never learned."""
+    if r.stopped_by == "non-finite loss":
+        return (
+            "the loss diverged: lower the learning rate, clip gradients, or look for log(0) / a division by zero "
+            "in the loss"
+        )
+    if r.no_gradient:
+        return (
+            "part of the model never learned (the parameters listed below got no gradient in any step): a "
+            "detached branch (.detach(), torch.no_grad()), an unused submodule, or h_n[-1] of a bidirectional "
+            "layer; check_every_parameter_learns names the cause"
+        )
+    finite = [v for v in r.losses if math.isfinite(v)]
+    if finite and max(finite) - min(finite) <= 1e-3 * max(abs(finite[0]), 1e-12):
+        return (
+            "the loss did not move: no parameter changes the output (outputs that ignore the input, a loss "
+            "computed from a detached tensor) or the learning rate is ~0"
+        )
+    return (
+        "a correct model memorises a few examples easily; look for outputs that ignore the input or mix "
+        "examples (check_batch_independence), targets misaligned with outputs, probabilities fed to a loss that "
+        "wants logits, or a learning rate far off (a loss still falling: more steps or a larger lr)"
+    )
 
 
 def _copy(model: nn.Module) -> nn.Module:

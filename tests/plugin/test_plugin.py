@@ -61,7 +61,7 @@ def test_a_users_models_pass_and_fail_with_the_fault_named(
     shutil.copytree(EXAMPLE, pytester.path, dirs_exist_ok=True)
     # -p no:jaxtyping: jaxtyping's own pytest plugin imports jaxtyping; ours must not
     result = pytester.runpytest_subprocess("-rfsp", "-p", "no:jaxtyping", "-p", "no:cacheprovider", *xdist)
-    result.assert_outcomes(passed=6, failed=3, skipped=9)
+    result.assert_outcomes(passed=8, failed=3, skipped=9, warnings=1)
     text = _text(result)
     result.stdout.fnmatch_lines(
         [
@@ -92,6 +92,8 @@ def test_a_users_models_pass_and_fail_with_the_fault_named(
             "*- rnnshapes convergence -*",
             "tiny-budget on cpu: metric <= 1e-06 not reached in 15 steps (*s); last *",
             "curve: *  * -> * (15 points)",
+            "parameters that never received a non-zero gradient (they never learned):",
+            "  rnn (GRU) layer 0, forward direction: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0",
             "budget: 15 steps (--rnnshapes-budget=ci: x1 the steps and x1 the time the test wrote), 1 CPU "
             "thread (--rnnshapes-threads=1)",
             "rerun: pytest 'test_user_models.py::test_budget_too_small[cpu]' --rnnshapes-seed=0 "
@@ -112,15 +114,33 @@ def test_a_users_models_pass_and_fail_with_the_fault_named(
         ]
     )
     # the end-of-run table, printed once (by the controller under xdist); the session fixture's record once
-    assert text.count("rnnshapes: 4 trainings, 3 reached their target") == 1
+    assert text.count("rnnshapes: 5 trainings, 4 reached their target") == 1
+    never = "  rnn (GRU) layer 0, forward direction: weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0"
     result.stdout.fnmatch_lines(
         [
-            "*rnnshapes: 4 trainings, 3 reached their target*",
-            "name * device * steps * seconds * metric * target * reached",
-            "manual * cpu * 10 * 0.25 * 0.9 * >= 0.8 * yes",
-            "session-fixture * cpu * 3 *yes",
-            "test_good_model_overfits[[]cpu[]] (overfit one batch) * cpu * <= 0.05 * yes",
-            "tiny-budget * cpu * 15 * <= 1e-06 * NO",
+            "*rnnshapes: 5 trainings, 4 reached their target*",
+            "name * device * steps * seconds * metric * target * reached * no grad",
+            "manual * cpu * 10 * 0.25 * 0.9 * >= 0.8 * yes * -",
+            "session-fixture * cpu * 3 *yes * -",
+            "test_course_head_overfits_with_half_a_layer_idle (overfit one batch) * cpu * <= 0.05 * yes * 1",
+            "test_good_model_overfits[[]cpu[]] (overfit one batch) * cpu * <= 0.05 * yes * 0",
+            "tiny-budget * cpu * 15 * <= 1e-06 * NO * 1",
+            "test_course_head_overfits_with_half_a_layer_idle (overfit one batch) "
+            "(test_user_models.py::test_course_head_overfits_with_half_a_layer_idle): parameters that never "
+            "received a non-zero gradient (they never learned):",
+            never,
+            "tiny-budget (test_user_models.py::test_budget_too_small[[]cpu[]]): parameters that never received a "
+            "non-zero gradient (they never learned):",
+            never,
+        ]
+    )
+    # a check that proved nothing passes with a warning in pytest's summary, pointing at the user's line
+    result.stdout.fnmatch_lines(
+        [
+            "*warnings summary*",
+            "test_user_models.py::test_a_batch_of_one_proves_nothing",
+            "  */test_user_models.py:*: VacuousCheckWarning: check_batch_independence: the batch holds 1 "
+            "example, so no other example can leak into it: the check proved nothing.*",
         ]
     )
 
@@ -293,7 +313,7 @@ def test_training_checks_run_with_the_threads_and_scaled_budgets_of_the_options(
     result = pytester.runpytest_subprocess(*QUICK, "--rnnshapes-threads=1", "--rnnshapes-budget=full")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["*rnnshapes: 2 trainings, 1 reached their target*", "budgeted * cpu * 30 *NO"]
+        ["*rnnshapes: 2 trainings, 1 reached their target*", "budgeted * cpu * 30 *NO * -"]
     )
     assert "tests by device" not in result.stdout.str()  # no test was tied to a device
 

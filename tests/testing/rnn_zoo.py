@@ -156,3 +156,48 @@ def features(batch: int = 3, time: int = 4, seed: int = 0) -> Tensor:
 
 def tokens(batch: int = 3, time: int = 4, seed: int = 0) -> Tensor:
     return torch.randint(1, VOCAB, (batch, time), generator=torch.Generator().manual_seed(seed))
+
+
+class CourseBiGRUHead(nn.Module):
+    """BUG (the course's 13_2): classifies from ``h_n[-1]`` of a 2-layer bidirectional GRU, which is the
+    BACKWARD direction of the last layer only: that layer's forward direction never reaches the loss (its
+    gradient is exactly zero), yet the model trains, overfits and matches packed == unbatched."""
+
+    def __init__(self, layers: int = 2) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(VOCAB, H_IN, padding_idx=0)
+        self.rnn = nn.GRU(H_IN, HIDDEN, num_layers=layers, bidirectional=True, batch_first=True)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        packed = pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
+        _, h_n = self.rnn(packed)
+        return self.head(h_n[-1])  # should be torch.cat([h_n[-2], h_n[-1]], dim=-1) into 2*HIDDEN
+
+
+class ConvGRUTagger(nn.Module):
+    """A streaming tagger: a 1-D convolution over time (kernel ``kernel``) before a GRU, per-step logits.
+
+    ``causal=True`` pads the convolution on the left only (``kernel - 1`` steps), so step t sees steps
+    t-kernel+1..t: correct for streaming. ``causal=False`` plants the common bug: symmetric padding
+    (``padding=kernel // 2``), so step t also sees ``kernel // 2`` steps AHEAD."""
+
+    def __init__(self, causal: bool = True, kernel: int = 5) -> None:
+        super().__init__()
+        self.causal, self.kernel = causal, kernel
+        self.conv = nn.Conv1d(H_IN, HIDDEN, kernel, padding=0 if causal else kernel // 2)
+        self.rnn = nn.GRU(HIDDEN, HIDDEN, batch_first=True)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:  # batch time input -> batch time classes
+        y = x.transpose(1, 2)  # batch input time: Conv1d's layout
+        if self.causal:
+            y = nn.functional.pad(y, (self.kernel - 1, 0))
+        out, _ = self.rnn(self.conv(y).transpose(1, 2))
+        return self.head(out)
+
+
+# Inputs that cannot show the fault a check looks for: the check passes and says it proved nothing.
+VACUOUS_BATCH = features(batch=1)  # check_batch_independence: no other example to leak from
+VACUOUS_STEPS = features(time=1)  # check_causal: no later step to peek at
+VACUOUS_LENGTHS = torch.tensor([4, 4, 4])  # padding checks on features(): every length is the padded time

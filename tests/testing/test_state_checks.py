@@ -1,5 +1,7 @@
 """check_state_dict_roundtrip and check_device_parity (CUDA parts run only where CUDA is)."""
 
+import re
+
 import pytest
 import torch
 from rnn_zoo import H_IN, HIDDEN, PackedClassifier, Tagger, features
@@ -8,6 +10,7 @@ from torch import nn
 from rnnshapes.testing import (
     CheckFailed,
     DeviceUnavailable,
+    VacuousCheckWarning,
     check_device_parity,
     check_state_dict_roundtrip,
     tf32_disabled,
@@ -43,17 +46,58 @@ def test_roundtrip_passes_for_a_correct_model():
     check_state_dict_roundtrip(Tagger(), Tagger, features())
 
 
-def test_a_plain_tensor_attribute_is_lost_on_save():
-    with pytest.raises(CheckFailed, match=r"state_dict round trip failed") as info:
+def test_a_plain_tensor_attribute_is_lost_on_save_and_named():
+    with pytest.raises(
+        CheckFailed,
+        match=r"state_dict round trip failed: the reloaded model gives different outputs\.\n"
+        r"hint: the state_dict does not hold self\.scale, so the loaded model keeps make_model\(\)'s own "
+        r"values there(.|\n)*state the state_dict does not hold:\n"
+        r"  self\.scale: Tensor\(float32, shape \(5,\)\), a plain attribute\n",
+    ) as info:
         check_state_dict_roundtrip(PlainAttribute(), PlainAttribute, features())
     message = str(info.value)
-    assert "elements differ between result after loading and the original" in message
-    assert "plain attribute" in message and "rnn.weight_ih_l0" in message
+    assert "elements differ between the loaded model's and the original's" in message
+    assert "rnn.weight_ih_l0" in message
 
 
-def test_modules_in_a_python_list_are_lost_on_save():
-    with pytest.raises(CheckFailed, match=r"state_dict keys saved \(0\): \[\]"):
+def test_modules_in_a_python_list_are_lost_on_save_and_named():
+    with pytest.raises(
+        CheckFailed,
+        match=r"self\.layers: a plain list of 1 module\(s\) \(GRU\), not an nn\.ModuleList(.|\n)*"
+        r"state_dict keys saved \(0\): \[\]",
+    ):
         check_state_dict_roundtrip(ListOfLayers(), ListOfLayers, features())
+
+
+class Attention(nn.Module):
+    """BUG: the attention query is a plain tensor attribute and a nested module's scale a non-persistent buffer;
+    a dict of tensors besides."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+        self.query = torch.randn(HIDDEN)
+        self.pool = nn.Module()
+        self.pool.register_buffer("scale", torch.rand(1) + 0.5, persistent=False)
+        self.extra = {"bias": torch.randn(1)}
+
+    def forward(self, x):
+        out = self.rnn(x)[0]
+        weights = (out @ self.query).softmax(-1) * self.pool.scale + self.extra["bias"]
+        return (weights.unsqueeze(-1) * out).sum(1)
+
+
+def test_every_kind_of_state_outside_the_state_dict_is_named_where_it_lives():
+    with pytest.raises(CheckFailed, match=r"hint: the state_dict does not hold self\.query, ") as info:
+        check_state_dict_roundtrip(Attention(), Attention, features())
+    message = str(info.value)
+    assert "  self.query: Tensor(float32, shape (5,)), a plain attribute\n" in message
+    assert "  self.extra: a plain dict of 1 tensor(s) not registered as parameters or buffers\n" in message
+    assert (
+        "  self.pool.scale: Tensor(float32, shape (1,)), a buffer registered with persistent=False\n"
+        in message
+    )
+    assert len(message.splitlines()) <= 25
 
 
 def test_a_fresh_model_of_another_configuration_does_not_load():
@@ -66,7 +110,7 @@ def test_a_vacuous_roundtrip_warns():
         torch.manual_seed(1)
         return Tagger()
 
-    with pytest.warns(UserWarning, match="outputs already equal the original's before loading"):
+    with pytest.warns(VacuousCheckWarning, match="outputs already equal the original's before loading"):
         check_state_dict_roundtrip(same_seed(), same_seed, features())
 
 
@@ -114,10 +158,11 @@ def test_device_parity_failure_names_outputs_and_grads_and_restores_tf32():
         assert Drifting.seen_flags == (False, False)  # TF32 was off inside the check
         assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
         message = str(info.value)
-        assert (
-            "result on cpu" in message
-            and "grad of lin.weight on cpu" in message
-            and "grad of input 0" in message
+        assert message.splitlines()[1].startswith("hint: differences of ~1e-6 are float rounding")
+        assert "\nresult:\n  24 of 24 elements differ between cpu and cpu" in message  # outputs first
+        assert "\ngrad of lin.bias:\n" in message and "\ngrad of lin.weight:\n" in message
+        assert re.search(
+            r"\n\.\.\. and 1 more tensors \(largest \|difference\|\): grad of input 0 \([\d.]+\)$", message
         )
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

@@ -121,9 +121,15 @@ def test_parameters_that_never_get_a_gradient_are_named():
             return self.head(self.rnn(x)[1][-1].detach() * 0)
 
     with pytest.raises(
-        ConvergenceFailed, match=r"never received a non-zero gradient: \['head.weight', 'rnn.bias_hh_l0'"
-    ):
+        ConvergenceFailed,
+        match=r"hint: part of the model never learned(.|\n)*these 5 parameters never received a non-zero "
+        r"gradient:\n  rnn \(GRU\): weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, all of its parameters\n"
+        r"  head \(Linear\): weight$",
+    ) as info:
         check_overfits_batch(HalfDetached(), features(batch=4), TARGETS, F.cross_entropy, steps=20)
+    assert info.value.result.no_gradient == [
+        "rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.bias_ih_l0", "rnn.bias_hh_l0", "head.weight"
+    ]  # fmt: skip
     frozen = Classifier().requires_grad_(False)
     with pytest.raises(CheckFailed, match="no trainable parameters"):
         check_overfits_batch(frozen, features(batch=4), TARGETS, F.cross_entropy)

@@ -1,7 +1,8 @@
 """A user's own small RNN models tested with the rnnshapes fixtures (run by tests/plugin through pytester).
 
 GoodTagger is correct; LeakyTagger turns a time-first GRU output into batch-first with .view instead of
-.transpose (examples leak into each other); the bidirectional tagger is not causal.
+.transpose (examples leak into each other); the bidirectional tagger is not causal; CourseHead classifies from
+h_n[-1] of a bidirectional GRU (the course's 13_2 head: the forward direction never learns), yet trains.
 """
 
 import pytest
@@ -34,6 +35,17 @@ class LeakyTagger(nn.Module):
         return self.head(out.view(batch, time, -1))  # BUG: should be out.transpose(0, 1)
 
 
+class CourseHead(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(INPUT, HIDDEN, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, x):  # batch time input -> batch classes
+        _, h_n = self.rnn(x)
+        return self.head(h_n[-1])  # BUG: the backward direction only
+
+
 MODELS = {
     "good": GoodTagger,
     "leaky": LeakyTagger,
@@ -64,18 +76,28 @@ def test_good_model_overfits(rnn_checks, rnn_device, rnn_threads):
 
 @pytest.mark.rnnshapes_convergence
 def test_budget_too_small(rnn_checks, rnn_device):
-    model = GoodTagger().to(rnn_device)
+    model = CourseHead().to(rnn_device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = rnn_checks.to_device(torch.randn(4, 5, INPUT)), torch.arange(4, device=rnn_device)
 
     def step():
         opt.zero_grad()
-        loss = F.cross_entropy(model(x)[:, -1], y)
+        loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         return loss
 
-    rnn_checks.check_converges(step, None, 1e-6, max_steps=15, mode="<=", name="tiny-budget")
+    rnn_checks.check_converges(step, None, 1e-6, max_steps=15, mode="<=", name="tiny-budget", model=model)
+
+
+def test_course_head_overfits_with_half_a_layer_idle(rnn_checks):
+    x, y = torch.randn(4, 5, INPUT), torch.arange(4)
+    result = rnn_checks.check_overfits_batch(CourseHead(), x, y, F.cross_entropy, steps=300, lr=0.05)
+    assert result.reached and len(result.no_gradient) == 4  # passes, and says what never learned
+
+
+def test_a_batch_of_one_proves_nothing(rnn_checks):
+    rnn_checks.check_batch_independence(GoodTagger(), torch.randn(1, 4, INPUT))  # a VacuousCheckWarning
 
 
 def test_device_parity(rnn_checks):

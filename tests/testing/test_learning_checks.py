@@ -1,0 +1,172 @@
+"""check_every_parameter_learns, and the training checks reporting parameters that never learned."""
+
+import re
+
+import pytest
+import torch
+from rnn_zoo import CLASSES, H_IN, HIDDEN, VOCAB, CourseBiGRUHead, PackedClassifier, Tagger, features, tokens
+from torch import nn
+from torch.nn import functional as F
+
+from rnnshapes.models import CharRNN, HelloEmbedding, HelloRNN, NamesClassifier, PackedEncoder
+from rnnshapes.testing import CheckFailed, check_converges, check_every_parameter_learns, check_overfits_batch
+
+LENGTHS = torch.tensor([4, 2, 3])
+
+
+def names_batch():
+    x = tokens(batch=3, time=4)
+    x[1, 2:] = 0
+    x[2, 3:] = 0
+    return x, LENGTHS
+
+
+@pytest.mark.parametrize(
+    "model, inputs",
+    [
+        (HelloRNN(), torch.randn(3, 6, 5)),
+        (HelloRNN(batch_first=False), torch.randn(6, 3, 5)),
+        (HelloEmbedding(), torch.randint(0, 5, (3, 6))),
+        (NamesClassifier(vocab=VOCAB, embed=4, hidden=5, classes=CLASSES), names_batch()),
+        (NamesClassifier(vocab=VOCAB, embed=4, hidden=5, layers=1, bidirectional=False), names_batch()),
+        (NamesClassifier(cell="lstm", vocab=VOCAB, embed=4, hidden=5, layers=3), names_batch()),
+        (CharRNN(embed=4, hidden=5, layers=2), torch.randint(0, 50, (3, 6))),
+        (PackedEncoder(layers=2, bidirectional=True), (features(), LENGTHS)),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "",
+)
+def test_every_lesson_model_passes(model, inputs):
+    sizes = check_every_parameter_learns(model, inputs)
+    assert set(sizes) == {n for n, _ in model.named_parameters()}
+    assert min(sizes.values()) > 0
+
+
+def test_the_course_13_2_head_fails_with_the_layer_direction_and_cause():
+    model = CourseBiGRUHead()
+    with pytest.raises(
+        CheckFailed,
+        match=r"^every parameter learns failed: 4 of 19 parameters get no gradient \(\d+ of \d+ values, \d+%\), "
+        r"so they never learn\.\n"
+        r"hint: h_n\[-1\] of a bidirectional GRU is only the BACKWARD direction of its last layer ",
+    ) as info:
+        check_every_parameter_learns(model, names_batch())
+    message = str(info.value)
+    assert (
+        "\n  rnn (GRU) layer 1, forward direction: weight_ih_l1, weight_hh_l1, bias_ih_l1, bias_hh_l1 "
+        "(zero gradient)" in message
+    )
+    assert "torch.cat([h_n[-2], h_n[-1]], dim=-1)" in message
+    assert len(message.splitlines()) <= 25
+    assert all(p.grad is None for p in model.parameters())  # the model's .grad fields are left alone
+
+
+def test_the_last_output_step_of_a_bidirectional_layer_starves_its_backward_recurrence():
+    class LastStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(2 * HIDDEN, CLASSES)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    with pytest.raises(
+        CheckFailed,
+        match=r"\nhint: out\[:, -1\] of a bidirectional GRU: at the last step the backward direction has read "
+        r"that one step only(.|\n)*\n  rnn \(GRU\) layer 0, backward direction: weight_hh_l0_reverse "
+        r"\(zero gradient\)$",
+    ):
+        check_every_parameter_learns(LastStep(), features())
+
+
+class WithExtra(Tagger):
+    """Tagger plus a GRU that forward never calls (``unused``) or whose output it detaches (``detached``)."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.extra = nn.GRU(H_IN, HIDDEN, batch_first=True)
+
+    def forward(self, x):
+        out, h_n = super().forward(x)
+        if self.how == "detached":
+            out = out + self.extra(x)[0].detach().sum(-1, keepdim=True)
+        return out, h_n
+
+
+def test_an_unused_submodule_is_named_as_a_whole():
+    with pytest.raises(
+        CheckFailed,
+        match=r"\nhint: an unused submodule: extra never ran in this call of the model(.|\n)*\n  extra \(GRU\): "
+        r"weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, all of its parameters \(no gradient\)$",
+    ):
+        check_every_parameter_learns(WithExtra("unused"), features())
+
+
+def test_a_detached_branch_is_told_apart_from_an_unused_module():
+    with pytest.raises(
+        CheckFailed, match=r"\nhint: a detached branch: extra ran, but its output does not reach"
+    ):
+        check_every_parameter_learns(WithExtra("detached"), features())
+
+
+def test_a_dead_bias_alone_and_frozen_parameters():
+    class ZeroedBias(Tagger):
+        def forward(self, x):
+            out, h_n = super().forward(x)
+            return out - self.head.bias, h_n  # cancels the bias: its gradient is exactly zero
+
+    with pytest.raises(CheckFailed, match=r"\n  head \(Linear\): bias \(zero gradient\)$"):
+        check_every_parameter_learns(ZeroedBias(), features())
+    model = ZeroedBias()
+    model.head.bias.requires_grad_(False)  # frozen on purpose: not checked
+    check_every_parameter_learns(model, features())
+    with pytest.raises(CheckFailed, match="no trainable parameters"):
+        check_every_parameter_learns(Tagger().requires_grad_(False), features())
+
+
+def test_a_loss_of_the_users_own_and_a_detached_output():
+    y = torch.randint(0, CLASSES, (3,))
+    check_every_parameter_learns(
+        PackedClassifier(), (features(), LENGTHS), loss=lambda o: F.cross_entropy(o, y)
+    )
+    with pytest.raises(CheckFailed, match=r"the output does not depend on any parameter"):
+        check_every_parameter_learns(Tagger(), features(), output=lambda r: r[0].detach())
+
+
+def test_the_training_checks_report_parameters_that_never_learned_when_they_pass():
+    x, y = names_batch(), torch.tensor([0, 1, 2])
+    result = check_overfits_batch(CourseBiGRUHead(), x, y, F.cross_entropy, steps=300, lr=0.05)
+    assert result.reached  # the bug trains: only the parameters say it
+    assert result.no_gradient == ["rnn.weight_ih_l1", "rnn.weight_hh_l1", "rnn.bias_ih_l1", "rnn.bias_hh_l1"]
+    assert result.no_gradient_groups == [
+        "rnn (GRU) layer 1, forward direction: weight_ih_l1, weight_hh_l1, bias_ih_l1, bias_hh_l1"
+    ]
+    assert result.as_record()["no_gradient"] == result.no_gradient_groups
+    assert re.search(
+        r"\n4 parameters never received a non-zero gradient \(never learned\):\n  rnn \(GRU\) layer 1, forward "
+        r"direction: weight_ih_l1, weight_hh_l1, bias_ih_l1, bias_hh_l1$",
+        result.summary(),
+    )
+
+
+def test_check_converges_watches_the_model_it_is_given():
+    model = CourseBiGRUHead()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    x, y = names_batch(), torch.tensor([0, 1, 2])
+
+    def step():
+        loss = F.cross_entropy(model(*x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()  # .grad cleared after the step: the watch sees the gradients as backward makes them
+        return loss
+
+    result = check_converges(step, None, 10.0, max_steps=3, mode="<=", model=model)
+    assert result.watched and len(result.no_gradient) == 4
+    unwatched = check_converges(step, None, 10.0, max_steps=1, mode="<=")
+    assert (
+        not unwatched.watched and unwatched.no_gradient == [] and unwatched.as_record()["no_gradient"] is None
+    )
+    assert all(not p._backward_hooks for p in model.parameters())  # the hooks are removed after
