@@ -29,6 +29,7 @@ from ._errors import ConvergenceFailed as ConvergenceFailed
 from ._errors import DeviceUnavailable as DeviceUnavailable
 from ._gradients import check_batch_independence as check_batch_independence
 from ._gradients import check_causal as check_causal
+from ._influence import InfluenceMatrix as InfluenceMatrix
 from ._padding import check_packed_matches_unbatched as check_packed_matches_unbatched
 from ._padding import check_padding_invariance as check_padding_invariance
 from ._shapes import check_shape_contract as check_shape_contract
@@ -49,6 +50,7 @@ __all__ = [
     "ConvergenceFailed",
     "ConvergenceResult",
     "DeviceUnavailable",
+    "InfluenceMatrix",
     "check_batch_independence",
     "check_causal",
     "check_converges",
