@@ -35,6 +35,7 @@ from ._errors import DeviceUnavailable as DeviceUnavailable
 from ._errors import VacuousCheckWarning as VacuousCheckWarning
 from ._gradients import check_batch_independence as check_batch_independence
 from ._gradients import check_causal as check_causal
+from ._influence import InfluenceMatrix as InfluenceMatrix
 from ._learning import check_every_parameter_learns as check_every_parameter_learns
 from ._padding import check_packed_matches_unbatched as check_packed_matches_unbatched
 from ._padding import check_padding_invariance as check_padding_invariance
@@ -57,6 +58,7 @@ __all__ = [
     "ConvergenceResult",
     "DeviceUnavailable",
     "VacuousCheckWarning",
+    "InfluenceMatrix",
     "check_batch_independence",
     "check_causal",
     "check_converges",

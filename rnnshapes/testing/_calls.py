@@ -179,10 +179,15 @@ class GradProbe:
     """Where a gradient check takes its gradients: a float input, or the output of an ``nn.Embedding``.
 
     For float inputs the chosen input is replaced by a detached copy that requires grad (a PackedSequence input
-    is padded back, and packed again inside the call, so gradients have batch and time axes). For integer
-    inputs (token indices) the gradients are taken with respect to the output of the model's first
-    ``nn.Embedding`` (or of ``wrt`` when it is a module), captured with a forward hook that swaps the output
-    for a leaf tensor; the embedding output keeps the index tensor's axes plus a trailing ``embed`` axis.
+    is padded back, and packed again inside the call, so gradients have batch and time axes). For token inputs
+    (integer indices) the gradients are taken with respect to the output of the ``nn.Embedding`` they go
+    through (or of ``wrt`` when it is a module), captured with a forward hook that swaps the output for a leaf
+    tensor; the embedding output keeps the index tensor's axes plus a trailing ``embed`` axis. When the indices
+    came packed (``emb(packed.data)``), that output is ``(total, embed)``, with no batch or time axis: ``rows``
+    then maps each of its rows back to its ``(example, step)``.
+
+    By default token inputs win over float ones: with ``(tokens, h0)`` the check looks at the embedded tokens,
+    not at ``h0`` (the name says so, and how to choose the other).
     """
 
     def __init__(
@@ -193,19 +198,26 @@ class GradProbe:
         self.module: nn.Module | None = None
         self.position: int | None = None
         self.batch_first = batch_first
+        self.rows: Tensor | None = None
+        """For a packed token input: ``(total, 2)`` ``(example, step)`` of every row of the embedding output."""
         self._repack: Any = None
+        self._floats = [i for i, a in enumerate(args) if is_float(a) or _is_float_packed(a)]
+        self._tokens = [i for i, a in enumerate(args) if _is_tokens(a)]
+        self._search = False  # look for the embedding the token inputs go through
         if isinstance(wrt, nn.Module):
             self.module = wrt
         elif isinstance(wrt, int):
-            if not 0 <= wrt < len(args) or not (is_float(args[wrt]) or _is_float_packed(args[wrt])):
+            if wrt not in self._floats:
                 raise ValueError(
                     f"wrt={wrt} must index a floating-point input, but the inputs are {describe(args)}"
                 )
             self.position = wrt
+        elif self._tokens and self._floats and _embeddings(model):
+            self._search = True
+        elif self._floats:
+            self.position = self._floats[0]
         else:
-            self.position = next((i for i, a in enumerate(args) if is_float(a) or _is_float_packed(a)), None)
-            if self.position is None:
-                self.module = _first_embedding(model, args)
+            self.module = _first_embedding(model, args)
         self.leaf: Tensor | None = None
         if self.position is not None:
             self._prepare_input()
@@ -216,8 +228,14 @@ class GradProbe:
             packed = " (padded back from a PackedSequence)" if self._repack is not None else ""
             return f"input {self.position}{packed}"
         assert self.module is not None
+        what = _module_name(self.model, self.module)
+        rows = "; packed rows mapped back to (example, step)" if self.rows is not None else ""
+        if not self._floats or not self._tokens:
+            return f"the output of {what} (hooked; the inputs are integer indices{rows})"
+        floats = ", ".join(str(i) for i in self._floats)
         return (
-            f"the output of {_module_name(self.model, self.module)} (hooked; the inputs are integer indices)"
+            f"the output of {what} (hooked: input {self._tokens[0]} holds token indices{rows}; float input "
+            f"{floats} not differentiated, pass wrt={self._floats[0]} to look at it instead)"
         )
 
     def _prepare_input(self) -> None:
@@ -237,16 +255,25 @@ class GradProbe:
 
     def run(self, call: CallFn) -> tuple[Any, Tensor]:
         """Call the model once; return ``(result, leaf)`` where gradients are taken w.r.t. ``leaf``."""
+        if self._search:
+            found = self._run_search(call)
+            if found is not None:
+                return found
+            self._search = False  # no embedding took the token inputs: the first float input it is
+            self.position = self._floats[0]
+            self._prepare_input()
         if self.module is None:
             assert self.leaf is not None
             return call(self.model, *self.args), self.leaf
         captured: list[Tensor] = []
+        fed: list[Tensor] = []
 
-        def hook(_module: nn.Module, _inp: Any, out: Any) -> Any:
+        def hook(_module: nn.Module, inp: Any, out: Any) -> Any:
             if not isinstance(out, Tensor):
                 return None
             leaf = out.detach().requires_grad_(True)
             captured.append(leaf)
+            fed.extend(inp[:1])
             return leaf
 
         handle = self.module.register_forward_hook(hook)
@@ -261,18 +288,100 @@ class GradProbe:
                 "to its output. Pass float inputs instead (e.g. embed the indices yourself inside call=...) or "
                 "pass wrt=<the module whose output is the per-step input>"
             )
+        self._map_packed_rows(fed[0] if fed else None, captured[0])
         return result, captured[0]
+
+    def _run_search(self, call: CallFn) -> tuple[Any, Tensor] | None:
+        """Hook every embedding; differentiate at the first one fed a tensor shaped like a token input."""
+        shapes = {tuple(_token_data(self.args[i]).shape) for i in self._tokens}
+        runs: dict[nn.Module, int] = {}
+        captured: list[tuple[nn.Module, Tensor, Tensor]] = []
+
+        def hook(module: nn.Module, inp: Any, out: Any) -> Any:
+            runs[module] = runs.get(module, 0) + 1
+            if captured or not isinstance(out, Tensor) or not inp or not isinstance(inp[0], Tensor):
+                return None
+            if tuple(inp[0].shape) not in shapes:
+                return None
+            leaf = out.detach().requires_grad_(True)
+            captured.append((module, inp[0], leaf))
+            return leaf
+
+        handles = [m.register_forward_hook(hook) for m in _embeddings(self.model)]
+        try:
+            result = call(self.model, *self.args)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not captured:
+            return None
+        self.module, fed, leaf = captured[0]
+        if runs[self.module] != 1:
+            raise ValueError(
+                f"{_module_name(self.model, self.module)} ran {runs[self.module]} times in one call of the "
+                "model; the check needs it to run exactly once (over the whole batch) to take gradients with "
+                f"respect to its output. Pass wrt={self._floats[0]} to differentiate the float input instead, "
+                "or wrt=<the module whose output is the per-step input>"
+            )
+        self._map_packed_rows(fed, leaf)
+        return result, leaf
+
+    def _map_packed_rows(self, fed: Tensor | None, leaf: Tensor) -> None:
+        """When the hooked module was fed the data of a packed token input, remember each row's (example, step)."""
+        if fed is None or fed.dim() != 1:
+            return
+        for i in self._tokens or range(len(self.args)):
+            arg = self.args[i]
+            if (
+                isinstance(arg, PackedSequence)
+                and fed.shape == arg.data.shape
+                and leaf.shape[0] == fed.shape[0]
+            ):
+                self.rows = packed_rows(arg)
+                return
+
+
+def packed_rows(packed: PackedSequence) -> Tensor:
+    """``(total, 2)``: the ``(example, step)`` of every row of ``packed.data`` (examples in the caller's order)."""
+    sizes = packed.batch_sizes.tolist()
+    step = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    k = torch.cat([torch.arange(n) for n in sizes]) if sizes else torch.zeros(0, dtype=torch.long)
+    example = k if packed.sorted_indices is None else packed.sorted_indices.cpu()[k]
+    return torch.stack([example, step], dim=1)
 
 
 def _is_float_packed(x: Any) -> bool:
     return isinstance(x, PackedSequence) and x.data.is_floating_point()
 
 
+def _is_tokens(x: Any) -> bool:
+    """Token indices: an integer tensor with batch and time (2 or more axes) or a PackedSequence of integers.
+    A 1-D integer tensor is lengths; a bool tensor is a mask."""
+    data = x.data if isinstance(x, PackedSequence) else x
+    if (
+        not isinstance(data, Tensor)
+        or data.is_floating_point()
+        or data.is_complex()
+        or data.dtype == torch.bool
+    ):
+        return False
+    return isinstance(x, PackedSequence) or data.dim() >= 2
+
+
+def _token_data(x: Any) -> Tensor:
+    return x.data if isinstance(x, PackedSequence) else x
+
+
+def _embeddings(model: Any) -> list[nn.Module]:
+    if not isinstance(model, nn.Module):
+        return []
+    return [m for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+
+
 def _first_embedding(model: Any, args: tuple[Any, ...]) -> nn.Module:
-    if isinstance(model, nn.Module):
-        for module in model.modules():
-            if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-                return module
+    found = _embeddings(model)
+    if found:
+        return found[0]
     raise ValueError(
         f"no floating-point input to take gradients with respect to (the inputs are {describe(args)}) and the "
         "model has no nn.Embedding to hook: pass float inputs, or wrt=<a submodule whose output carries the "

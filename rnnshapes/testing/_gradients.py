@@ -1,5 +1,6 @@
 """Gradient probes: batch independence and causality."""
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,9 +20,30 @@ from ._calls import (
     weights_like,
 )
 from ._errors import VACUOUS_BATCH, VACUOUS_STEP, warn_vacuous
+from ._influence import (
+    InfluenceMatrix,
+    VJPRows,
+    auto_chunk,
+    axis_columns,
+    every_row,
+    finish,
+    row_columns,
+    saved_bytes_hooks,
+    separated_rows,
+)
 
 
-def _influence(
+@dataclass
+class _Probed:
+    out: Tensor
+    leaf: Tensor
+    name: str
+    engine: VJPRows
+    n_out: int
+    n_in: int
+
+
+def _probe(
     model: Any,
     inputs: Any,
     *,
@@ -34,15 +56,22 @@ def _influence(
     in_batch_first: bool,
     seed: int,
     what: str,
-) -> tuple[Tensor, str, Tensor, Tensor]:
-    """``influence[i, j] = max |d (weighted output slice i along out_axis) / d (input slice j along in_axis)|``.
+    column: int,
+    chunk_size: int | None,
+) -> _Probed:
+    """Run the model once with gradients on; set up the VJPs of the influence matrix
+    ``influence[i, j] = max |d (weighted output slice i along out_axis) / d (input slice j along in_axis)|``.
 
-    Returns ``(influence, probe name, output, leaf)``. Runs the model in eval mode (dropout off) with cuDNN off
-    (cuDNN's RNN backward refuses eval mode)."""
+    ``column`` says what an input slice is for a packed token leaf (whose rows have no axes): 0 the example,
+    1 the step. Runs the model in eval mode (dropout off) with cuDNN off (cuDNN's RNN backward refuses eval
+    mode)."""
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 (or None for the default), got {chunk_size}")
     args = as_args(inputs)
     probe = GradProbe(model, args, wrt, batch_first=in_batch_first)
     select = selector(output, batch_first=out_batch_first)
-    with mode(model, False), torch.backends.cudnn.flags(enabled=False), torch.enable_grad():
+    saved, hooks = saved_bytes_hooks()
+    with mode(model, False), torch.backends.cudnn.flags(enabled=False), torch.enable_grad(), hooks:
         result, leaf = probe.run(call or default_call)
         out = select(result)
     if not isinstance(out, Tensor):
@@ -55,19 +84,17 @@ def _influence(
             "or built from something else than this input; pass wrt=... or output=... to point it at the "
             "right tensors",
         )
-    n_in = _axis_size(leaf, in_axis, f"{probe.name} ({describe(leaf)})")
     n_out = _axis_size(out, out_axis, f"{output_name(output)} ({describe(out)})")
-    weights = weights_like(out, seed)
-    influence = torch.zeros(n_out, n_in, dtype=torch.float64)
-    dims = [d for d in range(leaf.dim()) if d != in_axis % leaf.dim()]
-    for i in range(n_out):
-        target = (out.select(out_axis, i) * weights.select(out_axis, i)).sum()
-        (grad,) = torch.autograd.grad(target, leaf, retain_graph=True, allow_unused=True)
-        if grad is None:
-            continue
-        g = grad.detach().abs().to("cpu", torch.float64)
-        influence[i] = g.amax(dim=dims) if dims else g
-    return influence, probe.name, out, leaf
+    if probe.rows is not None:
+        col = probe.rows[:, column]
+        n_in = int(col.max()) + 1 if len(col) else 0
+        columns = row_columns(col, n_in)
+    else:
+        n_in = _axis_size(leaf, in_axis, f"{probe.name} ({describe(leaf)})")
+        columns = axis_columns(in_axis % leaf.dim(), n_in)
+    chunk = auto_chunk(sum(saved.values())) if chunk_size is None else chunk_size
+    engine = VJPRows(out, leaf, weights_like(out, seed), out_axis, columns, chunk)
+    return _Probed(out, leaf, probe.name, engine, n_out, n_in)
 
 
 def _axis_size(t: Tensor, axis: int, name: str) -> int:
@@ -88,6 +115,116 @@ def _matrix(influence: Tensor, row: str, col: str, limit: int = 8) -> list[str]:
     return lines
 
 
+def _pairs(influence: Tensor, pairs: list[tuple[int, int]], arrow: str, limit: int = 12) -> str:
+    values = [float(influence[p]) for p in pairs[:limit]]
+    text = ", ".join(f"({i}{arrow}{j}) {v:.2g}" for (i, j), v in zip(pairs, values, strict=False))
+    if len(pairs) > limit:
+        text += f", ... ({len(pairs) - limit} more)"
+    return text
+
+
+def _view_patterns(n: int, out: Tensor, out_axis: int) -> list[tuple[int, Tensor, str]]:
+    """Which examples each output example reads after a ``.view`` across the batch, for each other axis size T
+    of the output: a time-first ``(T, n)`` tensor viewed as ``(n, T)``, and a batch-first one viewed the other
+    way round. Computed by doing the wrong view on a tensor of example ids."""
+    found = []
+    for d, size in enumerate(out.shape):
+        if d == out_axis % out.dim() or size < 2:
+            continue
+        t = int(size)
+        for ids, how in (
+            (
+                torch.arange(n).expand(t, n).reshape(n, t),
+                "a time-first (time, batch, ...) tensor viewed as (batch, time, ...)",
+            ),
+            (
+                torch.arange(n).unsqueeze(1).expand(n, t).reshape(t, n).T,
+                "a batch-first (batch, time, ...) tensor viewed as (time, batch, ...)",
+            ),
+        ):
+            pattern = torch.zeros(n, n, dtype=torch.bool)
+            pattern.scatter_(1, ids, True)
+            found.append((t, pattern, how))
+    return found
+
+
+def _batch_hint(leaks: Tensor, out: Tensor, out_axis: int) -> str:
+    """The cause the leak pattern points to, first; then the other usual ones. ``leaks``: n x n, diagonal
+    included (which example reads which)."""
+    n = int(leaks.shape[0])
+    off = leaks & ~torch.eye(n, dtype=torch.bool)
+    generic = (
+        "the usual causes: reshaping a time-first (time batch hidden) tensor with .view(batch, time, -1) / "
+        ".reshape(...) instead of .transpose(0, 1); a batch_first mismatch between the RNN and its input; a "
+        "mean/normalisation over the batch axis; BatchNorm in training mode"
+    )
+    full = bool(off.sum() == n * (n - 1))
+    if not full:
+        for t, pattern, how in _view_patterns(n, out, out_axis):
+            if torch.equal(leaks, pattern):
+                return (
+                    f"this is the pattern of {how} (time = {t}): each example reads a run of {t} consecutive "
+                    "examples (mod batch), not itself only; swap the axes with .transpose(0, 1) (then "
+                    ".contiguous() if needed) instead of .view/.reshape"
+                )
+    if bool(off.tril().eq(off).all()) and not bool(off[0].any()):
+        return (
+            "a lower-triangular leak with example 0 clean: each example reads the examples BEFORE it, the "
+            "signature of a recurrence run across the batch: the RNN reads the batch axis as time (a batch_first "
+            "mismatch: a batch-first tensor fed to a layer built without batch_first=True, or the reverse), or a "
+            "cumsum/cumulative op over the batch axis"
+        )
+    if bool(off.triu().eq(off).all()) and not bool(off[-1].any()):
+        return (
+            "an upper-triangular leak with the last example clean: each example reads the examples AFTER it, a "
+            "recurrence run backwards across the batch (the backward direction of a bidirectional layer reading "
+            "the batch as time, or a flip over the batch axis)"
+        )
+    if full:
+        return (
+            "every example reads every other one: a mean, sum or normalisation over the batch axis (x.mean(0), "
+            "a softmax or LayerNorm over the wrong axis, BatchNorm in training mode), attention across the batch, "
+            f"or a .view across the batch with time >= batch; otherwise {generic}"
+        )
+    return f"{generic}"
+
+
+def _band(future: Tensor) -> int | None:
+    """k when the future leaks are exactly the band t < t' <= t + k (k < steps - 1), else None."""
+    n = int(future.shape[0])
+    t, s = torch.nonzero(future, as_tuple=True)
+    if len(t) == 0:
+        return None
+    k = int((s - t).max())
+    if k >= n - 1:
+        return None
+    band = torch.ones(n, n, dtype=torch.bool).triu(1) & ~torch.ones(n, n, dtype=torch.bool).triu(k + 1)
+    return k if torch.equal(future, band) else None
+
+
+def _causal_hint(future: Tensor) -> str:
+    n = int(future.shape[0])
+    every = bool(future.sum() == n * (n - 1) // 2)
+    if every:
+        return (
+            "every output step reads EVERY later step: a bidirectional layer (bidirectional=True: check_causal "
+            "is for unidirectional models) or attention without a causal mask"
+        )
+    k = _band(future)
+    if k is not None:
+        steps = "1 step" if k == 1 else f"{k} steps"
+        return (
+            f"every output step t reads the inputs up to t+{k} and no further: a band of {steps} ahead, the "
+            f"signature of a centred convolution (kernel {2 * k + 1} with padding {k}, or padding='same') or a "
+            f"look-ahead of {steps}; pad on the left only (F.pad(x, ({2 * k}, 0)) and no padding in the conv) or "
+            "shift the output"
+        )
+    return (
+        "look for a flip/reverse of the time axis, a time-first/batch-first mix-up, attention or a convolution "
+        "without a causal mask, or a bidirectional layer (check_causal is for unidirectional models)"
+    )
+
+
 def check_batch_independence(
     model: Any,
     inputs: Any,
@@ -99,13 +236,21 @@ def check_batch_independence(
     output_batch_axis: int | None = None,
     atol: float = 0.0,
     seed: int = 0,
-) -> Tensor:
+    chunk_size: int | None = None,
+) -> InfluenceMatrix:
     """Check that each example's output depends on its own input only, for EVERY example.
 
     For every example i it back-propagates (a randomly weighted sum of) example i's output and requires the
     gradient with respect to every OTHER example's input to be exactly zero. Checking example 0 only misses
     the classic bug: ``out.view(batch, time, -1)`` applied to a time-first ``time batch hidden`` tensor (instead
     of ``out.transpose(0, 1)``) mixes examples for every row but the first.
+
+    It does not take one backward pass per example: a backward pass of the summed outputs of a group of
+    examples is exactly zero at an example outside the group when none of them reads it, so
+    ``2 * ceil(log2(batch))`` groups (by the bits of the example index) prove every zero pair, computed as
+    batched vector-Jacobian products; only examples that leak get a backward pass of their own. The matrix is
+    the one a backward pass per example gives (same zero pairs, same values to float rounding): a batch of 128
+    costs about what 14 backward passes cost.
 
     The model runs in eval mode (dropout off, restored after) with cuDNN off. BatchNorm in training mode mixes
     the batch by design, so eval mode is what a fair check needs.
@@ -116,24 +261,33 @@ def check_batch_independence(
         call: ``call(model, *inputs) -> result``; default ``model(*inputs)``.
         output: ``output(result) -> tensor``; default the first tensor of the result.
         wrt: where gradients are taken: default the first floating-point input (a PackedSequence is padded
-            back and re-packed), or, when all inputs are integer indices, the output of the model's first
-            ``nn.Embedding`` (captured with a forward hook; its axes are the index tensor's plus ``embed``).
-            An int picks an input by position; a module picks that module's output (it must run exactly once).
+            back and re-packed), or, when an input holds token indices (an integer tensor with batch and time,
+            or a PackedSequence of them), the output of the ``nn.Embedding`` they go through (captured with a
+            forward hook; its axes are the index tensor's plus ``embed``; for packed indices, ``emb(packed.data)``,
+            its rows are mapped back to their examples), even next to a float input such as ``h0`` (pass
+            ``wrt=1`` to look at that one instead). An int picks an input by position; a module picks that
+            module's output (it must run exactly once).
         batch_axis: the batch axis of that input (0 for batch_first, 1 for time-first sequences).
         output_batch_axis: the batch axis of the output; default ``batch_axis``. Use 1 for a hidden state
             ``layers*dirs batch hidden``.
         atol: the largest |gradient| tolerated between different examples (default 0: exactly zero).
         seed: seed of the random output weights.
+        chunk_size: how many vector-Jacobian products one batched backward pass computes. Default: as many as
+            keep one pass under about 256 MiB (the memory the forward pass saved for backward, times the chunk),
+            at most 64. 1 computes one backward pass per product (the slow way, same result). Where the
+            model's backward cannot be batched (no vmap rule), the check falls back to one pass per product.
 
     Returns:
-        The ``batch x batch`` matrix of max |d output_i / d input_j| (rows: output example i).
+        The ``batch x batch`` matrix of max |d output_i / d input_j| (rows: output example i), a tensor whose
+        ``how`` says how it was computed (batched, or looped and why).
 
     Raises:
-        CheckFailed: naming every offending pair ``(i <- j)`` with its max |grad|.
+        CheckFailed: naming every offending pair ``(i <- j)`` with its max |grad|, the cause its pattern
+            points to first.
     """
     __tracebackhide__ = True
     out_axis = batch_axis if output_batch_axis is None else output_batch_axis
-    influence, probe, out, leaf = _influence(
+    p = _probe(
         model,
         inputs,
         call=call,
@@ -145,50 +299,48 @@ def check_batch_independence(
         in_batch_first=batch_axis == 0,
         seed=seed,
         what="batch independence",
+        column=0,
+        chunk_size=chunk_size,
     )
-    n_out, n_in = influence.shape
+    n_out, n_in = p.n_out, p.n_in
     if n_out != n_in:
         raise fail(
             "batch independence: the output's batch axis and the input's batch axis have different sizes.",
-            f"{output_name(output)} {describe(out)} has {n_out} along axis {out_axis}; {probe} {describe(leaf)} "
-            f"has batch {n_in} along axis {batch_axis}",
+            f"{output_name(output)} {describe(p.out)} has {n_out} along axis {out_axis}; {p.name} "
+            f"{describe(p.leaf)} has batch {n_in} along axis {batch_axis}",
             "set batch_axis / output_batch_axis to the batch axes (time-first tensors have batch at axis 1, a "
             "hidden state layers*dirs batch hidden too); an output flattened to (batch*time, ...) needs "
             "output=lambda r: r.view(batch, time, -1) or similar",
         )
-    if n_in == 1:
+    if p.n_in == 1:
         warn_vacuous(VACUOUS_BATCH)
-    off = [(i, j) for i in range(n_out) for j in range(n_in) if i != j and float(influence[i, j]) > atol]
-    if off:
-        worst = max(off, key=lambda p: float(influence[p]))
-        pairs = ", ".join(f"({i}<-{j}) {float(influence[i, j]):.2g}" for i, j in off[:12])
-        if len(off) > 12:
-            pairs += f", ... ({len(off) - 12} more)"
-        clean = [
-            i for i in range(n_out) if all(float(influence[i, j]) <= atol for j in range(n_in) if j != i)
-        ]
+    matrix, note = separated_rows(p.engine, n_out)
+    influence = finish(matrix, p.engine.how(note))
+    leaks = matrix > atol
+    off_mask = leaks & ~torch.eye(n_out, dtype=torch.bool)
+    if bool(off_mask.any()):
+        off = [(int(i), int(j)) for i, j in torch.nonzero(off_mask).tolist()]
+        worst = max(off, key=lambda q: float(matrix[q]))
+        clean = torch.nonzero(~off_mask.any(dim=1)).flatten().tolist()
         body = [
             f"gradient of {output_name(output)} (batch axis {out_axis}) for example i with respect to "
-            f"{probe} (batch axis {batch_axis}) of example j != i must be zero.",
+            f"{p.name} (batch axis {batch_axis}) of example j != i must be zero.",
             f"{len(off)} of {n_out * (n_out - 1)} pairs (i <- j) are not; largest max|grad| "
-            f"{float(influence[worst]):.3g} at (i={worst[0]} <- j={worst[1]}).",
-            f"pairs (i <- j) max|grad|: {pairs}",
+            f"{float(matrix[worst]):.3g} at (i={worst[0]} <- j={worst[1]}).",
+            f"pairs (i <- j) max|grad|: {_pairs(matrix, off, '<-')}",
         ]
         if clean:
             body.append(f"examples whose output is clean: {clean} (a check of example 0 alone can pass)")
-        body += _matrix(influence, "i", "j")
+        body += _matrix(matrix, "i", "j")
         raise fail(
             "batch independence failed: an example's output depends on OTHER examples' inputs.",
             "\n".join(body),
-            "the classic cause is reshaping a time-first (time batch hidden) tensor with "
-            ".view(batch, time, -1) / .reshape(...) instead of .transpose(0, 1) (or a batch_first mismatch "
-            "between the RNN and its input); also mean/normalisation over the batch axis, or BatchNorm in "
-            "training mode",
+            _batch_hint(leaks, p.out, out_axis),
         )
-    if all(float(influence[i, i]) <= atol for i in range(n_out)):
+    if not bool(leaks.diagonal().any()):
         raise fail(
             "batch independence: no example's output depends on its own input, so the check saw nothing.",
-            f"max|grad| of {output_name(output)} with respect to {probe} is <= {atol:g} everywhere",
+            f"max|grad| of {output_name(output)} with respect to {p.name} is <= {atol:g} everywhere",
             "pass wrt=... / output=... so the check differentiates the tensors that matter",
         )
     return influence
@@ -205,32 +357,39 @@ def check_causal(
     wrt: int | nn.Module | None = None,
     atol: float = 0.0,
     seed: int = 0,
-) -> Tensor:
+    chunk_size: int | None = None,
+) -> InfluenceMatrix:
     """Check that the output at step t does not depend on inputs after t, for every t (unidirectional models).
 
     For every output step t it back-propagates (a randomly weighted sum of) the output at t and requires the
     gradient with respect to the input at every later step t' > t to be exactly zero. A bidirectional RNN, a
-    sequence flipped the wrong way, or attention without a causal mask fails.
+    sequence flipped the wrong way, or attention without a causal mask fails. The steps' backward passes run
+    batched (vector-Jacobian products in chunks), so 200 steps cost a few backward passes, not 200.
 
     The model runs in eval mode with cuDNN off (restored after).
+
+    A model that packs its input and pads its output back without ``total_length`` returns fewer steps than the
+    padded input has (the longest length): the check then compares the steps both have, when the input's extra
+    steps (padding) reach no output; ``pad_packed_sequence(..., total_length=x.shape[1])`` makes them equal.
 
     Args:
         model: the model.
         inputs: one input or a tuple of positional inputs.
         time_axis: the time axis of the differentiated input (1 for batch_first, 0 for time-first sequences).
         output_time_axis: the time axis of the output; default ``time_axis``.
-        call, output, wrt, atol, seed: as in :func:`check_batch_independence` (an index input is probed at the
-            output of the model's first ``nn.Embedding``).
+        call, output, wrt, atol, seed, chunk_size: as in :func:`check_batch_independence` (token indices are
+            probed at the output of the embedding they go through; packed ones row by row, mapped to steps).
 
     Returns:
-        The ``time x time`` matrix of max |d output_t / d input_t'| (rows: output step t).
+        The ``time x time`` matrix of max |d output_t / d input_t'| (rows: output step t), with ``how``.
 
     Raises:
-        CheckFailed: naming every offending pair ``(t <- t')`` with its max |grad|.
+        CheckFailed: naming every offending pair ``(t <- t')`` with its max |grad|, and whether the leak
+            reaches every later step or a band of k steps.
     """
     __tracebackhide__ = True
     out_axis = time_axis if output_time_axis is None else output_time_axis
-    influence, probe, out, leaf = _influence(
+    p = _probe(
         model,
         inputs,
         call=call,
@@ -242,44 +401,55 @@ def check_causal(
         in_batch_first=time_axis != 0,
         seed=seed,
         what="causality",
+        column=1,
+        chunk_size=chunk_size,
     )
-    n_out, n_in = influence.shape
-    if n_out != n_in:
-        raise fail(
-            "causality: the output's time axis and the input's time axis have different sizes.",
-            f"{output_name(output)} {describe(out)} has {n_out} along axis {out_axis}; {probe} {describe(leaf)} "
-            f"has {n_in} along axis {time_axis}",
-            "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0); "
-            "the check needs a per-step output",
+    matrix = every_row(p.engine, p.n_out)
+    n = min(p.n_out, p.n_in)
+    note = ""
+    if p.n_out != p.n_in:
+        extra = torch.cat([matrix[n:].flatten(), matrix[:, n:].flatten()])
+        if bool((extra > atol).any()) or n == 0:
+            raise fail(
+                "causality: the output's time axis and the input's time axis have different sizes.",
+                f"{output_name(output)} {describe(p.out)} has {p.n_out} along axis {out_axis}; {p.name} "
+                f"{describe(p.leaf)} has {p.n_in} along axis {time_axis}",
+                "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0); "
+                "the check needs a per-step output. A model that packs and pads back needs "
+                "pad_packed_sequence(..., total_length=x.shape[1]) for its output to keep the input's steps",
+            )
+        note = (
+            f"compared the {n} steps both have: the other {max(p.n_out, p.n_in) - n} steps of the "
+            f"{'input' if p.n_in > n else 'output'} are padding that reaches nothing (no total_length)"
         )
-    if n_in == 1:
+        matrix = matrix[:n, :n].contiguous()
+    if p.n_in == 1:
         warn_vacuous(VACUOUS_STEP)
-    future = [(t, s) for t in range(n_out) for s in range(t + 1, n_in) if float(influence[t, s]) > atol]
-    if future:
-        worst = max(future, key=lambda p: float(influence[p]))
-        pairs = ", ".join(f"({t}<-{s}) {float(influence[t, s]):.2g}" for t, s in future[:12])
-        if len(future) > 12:
-            pairs += f", ... ({len(future) - 12} more)"
+    influence = finish(matrix, p.engine.how(note))
+    future_mask = (matrix > atol).triu(1)
+    if bool(future_mask.any()):
+        future = [(int(t), int(s)) for t, s in torch.nonzero(future_mask).tolist()]
+        worst = max(future, key=lambda q: float(matrix[q]))
         earliest = min(t for t, _ in future)
         body = [
-            f"gradient of {output_name(output)} at step t (time axis {out_axis}) with respect to {probe} at a "
+            f"gradient of {output_name(output)} at step t (time axis {out_axis}) with respect to {p.name} at a "
             f"later step t' > t (time axis {time_axis}) must be zero.",
-            f"{len(future)} of {n_out * (n_out - 1) // 2} pairs (t <- t') are not, the first at output step "
-            f"{earliest}; largest max|grad| {float(influence[worst]):.3g} at (t={worst[0]} <- t'={worst[1]}).",
-            f"pairs (t <- t') max|grad|: {pairs}",
+            f"{len(future)} of {n * (n - 1) // 2} pairs (t <- t') are not, the first at output step "
+            f"{earliest}; largest max|grad| {float(matrix[worst]):.3g} at (t={worst[0]} <- t'={worst[1]}).",
+            f"pairs (t <- t') max|grad|: {_pairs(matrix, future, '<-')}",
         ]
-        body += _matrix(influence, "t", "t'")
+        if note:
+            body.append(note)
+        body += _matrix(matrix, "t", "t'")
         raise fail(
             "causality failed: the output at step t depends on inputs from the future (steps after t).",
             "\n".join(body),
-            "a bidirectional RNN (bidirectional=True) reads the sequence backwards too: check_causal is for "
-            "unidirectional models; otherwise look for a flip/reverse of the time axis, a time-first/batch-first "
-            "mix-up, or attention/convolution without a causal mask",
+            _causal_hint(future_mask),
         )
-    if all(float(influence[t, s]) <= atol for t in range(n_out) for s in range(min(t + 1, n_in))):
+    if not bool((matrix > atol).tril().any()):
         raise fail(
             "causality: no output step depends on its own or earlier inputs, so the check saw nothing.",
-            f"max|grad| of {output_name(output)} with respect to {probe} is <= {atol:g} for all t' <= t",
+            f"max|grad| of {output_name(output)} with respect to {p.name} is <= {atol:g} for all t' <= t",
             "pass time_axis / output_time_axis / wrt=... so the check differentiates the tensors that matter",
         )
     return influence

@@ -4,6 +4,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
@@ -50,19 +51,56 @@ def _same_by_definition(a: str, b: str, sizes: Mapping[str, int]) -> bool:
     return _canonical(a, sizes) == _canonical(b, sizes)
 
 
-def coincidences(sizes: Mapping[str, int]) -> list[tuple[str, str, int]]:
+def coincidences(sizes: Mapping[str, int], axes: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
     """Pairs of names with the same size, where a swap of those axes could pass unseen.
 
     Not counted: a product and its own factor when the other factors are 1 (``layers*dirs`` = ``layers`` for
-    ``dirs`` = 1), and ``dirs`` = 1 (a unidirectional model has no second direction to swap)."""
+    ``dirs`` = 1), and ``dirs`` = 1 (a unidirectional model has no second direction to swap). With ``axes``,
+    only names that are axes count: ``layers`` = ``dirs`` = 2 is no coincidence when only ``layers*dirs`` is
+    ever an axis (the two never meet on one axis to be swapped)."""
     values = {name: _value(name, sizes) for name in sizes}
-    names = [n for n, v in values.items() if v is not None and not (n == "dirs" and v == 1)]
+    allowed = None if axes is None else set(axes)
+    names = [
+        n
+        for n, v in values.items()
+        if v is not None and not (n == "dirs" and v == 1) and (allowed is None or n in allowed)
+    ]
     found = []
     for k, a in enumerate(names):
         for b in names[k + 1 :]:
             if values[a] == values[b] and not _same_by_definition(a, b, sizes):
                 found.append((a, b, int(values[a] or 0)))
     return found
+
+
+def _derive_factors(values: dict[str, int], products: list[str]) -> None:
+    """Fixed products decide their factors: ``layers*dirs`` = 4 with ``dirs`` = 2 makes ``layers`` = 2. Raises
+    when a product and its factors disagree or a factor cannot be derived."""
+    changed = True
+    while changed:
+        changed = False
+        for name in products:
+            if name not in values:
+                continue
+            parts = [p for p in _factors(name) if not _is_constant(p)]
+            constant = math.prod(int(p) for p in _factors(name) if _is_constant(p))
+            unknown = [p for p in parts if p not in values]
+            known = constant * math.prod(values[p] for p in parts if p in values)
+            if not unknown:
+                if known != values[name]:
+                    shown = " * ".join(str(values[p]) for p in parts)
+                    raise ValueError(
+                        f"the fixed sizes disagree: {name} = {values[name]}, but {' * '.join(parts)} = {shown} = "
+                        f"{known}"
+                    )
+            elif len(unknown) == 1 and (unknown[0] != "dirs" or values[name] % known == 0):
+                if values[name] % known:
+                    raise ValueError(
+                        f"{name} = {values[name]} is not a multiple of the other factors' {known}: no "
+                        f"{unknown[0]} fits"
+                    )
+                values[unknown[0]] = values[name] // known
+                changed = True
 
 
 def distinct_sizes(
@@ -101,9 +139,23 @@ def distinct_sizes(
         for part in _factors(name):
             if part not in atoms and not _is_constant(part):
                 atoms.append(part)
+    products = [n for n in [*wanted, *values] if len(_factors(n)) > 1]
+    factors_only = {p for n in products for p in _factors(n)} - set(wanted)
+    axes = [*wanted, *(n for n in values if n not in factors_only and n not in wanted)]
+    _derive_factors(values, products)
     if "dirs" in atoms and "dirs" not in values:
         values["dirs"] = 2
-    clash = coincidences({n: v for n, v in values.items()})
+        _derive_factors(values, products)
+    if values.get("dirs", 1) not in (1, 2):
+        raise ValueError(f"dirs is the number of directions, 1 or 2, not {values['dirs']}")
+    undecided = [
+        n
+        for n in products
+        if n in values and any(p not in values for p in _factors(n) if not _is_constant(p))
+    ]
+    if undecided:
+        raise ValueError(f"fix all but one factor of {undecided[0]} too: its factors cannot be told apart")
+    clash = coincidences({n: v for n, v in values.items()}, axes)
     if clash:
         raise ValueError(f"the fixed sizes already coincide: {clash}")
     for atom in atoms:
@@ -113,7 +165,7 @@ def distinct_sizes(
             trial = {**values, atom: v}
             known = {n: x for n in [*trial, *wanted] if (x := _value(n, trial)) is not None}
             touched = {x for n, x in known.items() if atom in _factors(n)}
-            clash = coincidences(known)
+            clash = coincidences(known, axes)
             if v not in values.values() and not touched & literals and not clash:
                 break
         else:  # e.g. a*b and 2*b with a fixed to 2: equal whatever b is
@@ -221,6 +273,64 @@ def _match(
     problems.append(f"{path} is {describe(result)}, which is no tensor; the contract expects {spec!r}")
 
 
+def _recurrent(net: Any) -> tuple[int, int, str] | None:
+    """``(layers, dirs, names)`` of the model's recurrent layers when they all agree (None when there are none or
+    they differ: then no one ``layers`` / ``dirs`` describes the model)."""
+    if not isinstance(net, nn.Module):
+        return None
+    rnns = [(name or "model", m) for name, m in net.named_modules() if isinstance(m, nn.RNNBase)]
+    configs = {(m.num_layers, 2 if m.bidirectional else 1) for _, m in rnns}
+    if len(configs) != 1:
+        return None
+    layers, dirs = configs.pop()
+    shown = ", ".join(f"{'model.' + n if n != 'model' else n} ({type(m).__name__})" for n, m in rnns[:3])
+    return layers, dirs, shown
+
+
+def _from_model(net: Any, names: list[str]) -> dict[str, int]:
+    """``layers`` / ``dirs`` as the built model's recurrent layers have them, for those the names use."""
+    found = _recurrent(net)
+    atoms = {p for n in names for p in _factors(n)}
+    if found is None:
+        return {}
+    layers, dirs, _ = found
+    return {k: v for k, v in (("layers", layers), ("dirs", dirs)) if k in atoms}
+
+
+def _disagreement(net: Any, table: Mapping[str, int]) -> str | None:
+    """A note when given sizes say other ``layers`` / ``dirs`` than the model's recurrent layers have."""
+    found = _recurrent(net)
+    if found is None:
+        return None
+    layers, dirs, shown = found
+    wrong = [f"{k} = {table[k]} (the model has {v})" for k, v in (("layers", layers), ("dirs", dirs)) if k in table
+             and table[k] != v]  # fmt: skip
+    if not wrong:
+        return None
+    return (
+        f"note: the sizes say {', '.join(wrong)}, from {shown}: a correct model fails a contract with these "
+        "sizes; pass the model's values in sizes, or give sizes as names and the check reads them from the model"
+    )
+
+
+def _packed_total(inputs: Any, table: Mapping[str, int]) -> tuple[int, str] | None:
+    """``total`` as the inputs make it true: the rows of a packed input, or the sum of a lengths input."""
+    args = list(as_args(inputs))
+    for arg in args:
+        if isinstance(arg, PackedSequence):
+            return int(arg.data.shape[0]), "the rows of the packed input"
+    for arg in args:
+        if (
+            isinstance(arg, Tensor)
+            and arg.dim() == 1
+            and not arg.is_floating_point()
+            and arg.dtype != torch.bool
+        ):
+            if "batch" not in table or arg.numel() == table["batch"]:
+                return int(arg.sum()), "the sum of the lengths input"
+    return None
+
+
 def check_shape_contract(
     model: nn.Module | Callable[[dict[str, int]], Any],
     make_inputs: Callable[[dict[str, int]], Any],
@@ -234,6 +344,13 @@ def check_shape_contract(
     With every dimension a different size, an output that has batch where layers*dirs belongs (or time where
     batch belongs) cannot pass by coincidence, and the message names the swapped dimensions.
 
+    Two sizes come from elsewhere than the picking. ``total`` (the rows of a PackedSequence, the sum of the
+    lengths) is read from the inputs ``make_inputs`` returns: from a packed input, or from a 1-D integer
+    (lengths) input; given in ``sizes`` it must agree with them. ``layers`` and ``dirs``, when the sizes are
+    picked from names, are read from the built model's recurrent layers (``num_layers``, ``bidirectional``),
+    so a unidirectional GRU gets ``dirs`` = 1 without ``fixed={"dirs": 1}``; given in ``sizes``, a value the
+    model does not have is named in the failure.
+
     Args:
         model: an ``nn.Module``, or a factory ``model(sizes) -> module`` (to build it with the probe's sizes).
         make_inputs: ``make_inputs(sizes) -> inputs`` (one input or a tuple of positional inputs).
@@ -244,34 +361,43 @@ def check_shape_contract(
             ``(out, (h, c))``); None skips a part. A PackedSequence's ``data`` is checked (``"total
             hidden"``). May also be ``expected(sizes)``.
         sizes: ``{name: size}``, or dimension names to pass to :func:`distinct_sizes` (together with every
-            name, product and literal that ``expected`` mentions, when it is not a function). Sizes that
-            coincide, products used in ``expected`` included, are refused (ValueError).
+            name, product and literal that ``expected`` mentions, when it is not a function). Axes whose sizes
+            coincide, products used in ``expected`` included, are refused (ValueError); factors that are never
+            an axis themselves (``layers`` and ``dirs`` of ``layers*dirs``) may coincide.
         call: ``call(model, *inputs) -> result``; default ``model(*inputs)``.
 
     Returns:
-        The sizes used.
+        The sizes used (``total`` included when the contract names it).
 
     Raises:
-        ValueError: when two sizes coincide.
+        ValueError: when two axes' sizes coincide, or ``total`` cannot be read from the inputs or disagrees
+            with them (a fault of the contract, not of the model).
         CheckFailed: listing each tensor with a wrong shape, axis by axis, with swapped dimensions named.
     """
     __tracebackhide__ = True
     spec = None if callable(expected) else expected
     named = _spec_names(spec)
+    given = isinstance(sizes, Mapping)
+    factory = not isinstance(model, nn.Module) and callable(model)
+    names = [] if given else [n for n in dict.fromkeys([*sizes, *named]) if n != "total"]  # type: ignore[misc]
     if isinstance(sizes, Mapping):
         table = dict(sizes)
     else:  # the names asked for, plus every name and product the expected shapes use
-        table = distinct_sizes([*sizes, *named])
-    products = {n: _value(n, table) for n in named if n not in table and not _is_constant(n)}
-    clash = coincidences({**table, **{n: v for n, v in products.items() if v is not None}})
-    if clash:
-        pairs = ", ".join(f"{a} = {b} = {v}" for a, b, v in clash)
-        raise ValueError(
-            f"check_shape_contract needs pairwise-distinct sizes, but {pairs}: a swap of those axes would pass "
-            "unseen. Use distinct_sizes([...]) to pick them"
-        )
-    net = model if isinstance(model, nn.Module) or not callable(model) else model(table)
+        table = distinct_sizes(names, fixed=_from_model(model, names))
+    product_names = [n for n in [*named, *table] if len(_factors(n)) > 1]
+    factors_only = {p for n in product_names for p in _factors(n)} - set(named)
+    axes = [n for n in dict.fromkeys([*named, *table]) if n not in factors_only and not _is_constant(n)]
+    _refuse_coincidences(table, named, axes)
+    net = model(table) if factory else model  # type: ignore[operator]
+    if factory and not given:
+        fixed = _from_model(net, names)
+        if any(table.get(k) != v for k, v in fixed.items()):  # the factory built other layers / dirs
+            table = distinct_sizes(names, fixed=fixed)
+            net = model(table)  # type: ignore[operator]
     inputs = make_inputs(table)
+    if "total" in named or "total" in table:
+        _set_total(table, inputs, given_total=table.get("total"))
+        _refuse_coincidences(table, named, axes)
     if spec is None:
         spec = expected(table)
     with mode(net, False):
@@ -284,9 +410,41 @@ def check_shape_contract(
     checked: list[str] = []
     _match(result, spec, table, "result", problems, checked)
     if problems:
+        note = _disagreement(net, table) if given else None
         raise fail(
             "shape contract failed: the model returned tensors of the wrong shape.",
-            f"sizes: {table}\n" + "\n".join(problems),
+            f"sizes: {table}\n" + "\n".join(problems) + (f"\n{note}" if note else ""),
             "every dimension has a different size here, so each axis above is identified by its size",
         )
     return table
+
+
+def _refuse_coincidences(table: Mapping[str, int], named: list[str], axes: list[str]) -> None:
+    products = {n: _value(n, table) for n in named if n not in table and not _is_constant(n)}
+    clash = coincidences({**table, **{n: v for n, v in products.items() if v is not None}}, axes)
+    if clash:
+        pairs = ", ".join(f"{a} = {b} = {v}" for a, b, v in clash)
+        raise ValueError(
+            f"check_shape_contract needs pairwise-distinct sizes, but {pairs}: a swap of those axes would pass "
+            "unseen. Use distinct_sizes([...]) to pick them"
+            + ("; total is read from the inputs: choose lengths with another sum" if "total" in pairs else "")
+        )
+
+
+def _set_total(table: dict[str, int], inputs: Any, given_total: int | None) -> None:
+    found = _packed_total(inputs, table)
+    if found is None:
+        if given_total is not None:
+            return
+        raise ValueError(
+            "the contract names total (the rows of a PackedSequence, the sum of the lengths), but the sizes do not "
+            "give it and the inputs hold no PackedSequence or 1-D lengths tensor to read it from: put "
+            "sizes['total'] = the sum of the lengths make_inputs packs"
+        )
+    total, source = found
+    if given_total is not None and given_total != total:
+        raise ValueError(
+            f"the sizes say total = {given_total}, but the inputs make it {total} ({source}): the contract, not "
+            "the model, is off; leave total out of sizes and the check reads it from the inputs"
+        )
+    table["total"] = total

@@ -117,6 +117,106 @@ class PackedInput(nn.Module):
         return self.rnn(packed)
 
 
+class CellLoopTagger(nn.Module):
+    """Correct: an LSTMCell stepped in a Python loop over batch-first features -> per-step logits;
+    ``mean_over_batch`` plants a bug: each step's state gets the batch mean added."""
+
+    def __init__(self, mean_over_batch: bool = False) -> None:
+        super().__init__()
+        self.cell = nn.LSTMCell(H_IN, HIDDEN)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+        self.mean_over_batch = mean_over_batch
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = c = x.new_zeros(x.shape[0], HIDDEN)
+        steps = []
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t], (h, c))
+            steps.append(h + h.mean(dim=0, keepdim=True) if self.mean_over_batch else h)
+        return self.head(torch.stack(steps, dim=1))
+
+
+class PackedTokenTagger(nn.Module):
+    """Correct (issue 18): the caller packs token indices; the model embeds ``packed.data`` and pads back."""
+
+    def __init__(self, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, H_IN)
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True, bidirectional=bidirectional)
+        self.head = nn.Linear(HIDDEN * (2 if bidirectional else 1), CLASSES)
+
+    def forward(self, packed: PackedSequence) -> Tensor:
+        out, _ = self.rnn(packed._replace(data=self.emb(packed.data)))
+        return self.head(pad_packed_sequence(out, batch_first=True)[0])
+
+
+class StatefulTokenTagger(nn.Module):
+    """Correct: (token indices, h0) -> per-step logits; ``leak`` plants the .view bug after the GRU."""
+
+    def __init__(self, leak: bool = False) -> None:
+        super().__init__()
+        self.leak = leak
+        self.embed = nn.Embedding(VOCAB, H_IN)
+        self.rnn = nn.GRU(H_IN, HIDDEN)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, tokens: Tensor, h0: Tensor) -> Tensor:
+        batch, time = tokens.shape
+        out, _ = self.rnn(self.embed(tokens).transpose(0, 1), h0)
+        return self.head(out.reshape(batch, time, -1) if self.leak else out.transpose(0, 1))
+
+
+class PaddedBackTagger(nn.Module):
+    """Correct: (padded features, lengths) -> packs -> pads back WITHOUT total_length, so its output has the
+    longest length's steps, not the padded input's."""
+
+    def __init__(self, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True, bidirectional=bidirectional)
+        self.head = nn.Linear(HIDDEN * (2 if bidirectional else 1), CLASSES)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        out, _ = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        return self.head(pad_packed_sequence(out, batch_first=True)[0])
+
+
+class BatchFirstMismatch(nn.Module):
+    """BUG: a GRU built time-first (no batch_first=True) is fed batch-first features: it runs across the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.rnn(x)[0])
+
+
+class MeanOverBatch(nn.Module):
+    """BUG: normalises the GRU output by its mean over the batch axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, _ = self.rnn(x)
+        return out - out.mean(dim=0, keepdim=True)
+
+
+class CentredConvTagger(nn.Module):
+    """BUG for streaming: a centred convolution (kernel 2k+1, padding k) before a GRU reads k steps ahead."""
+
+    def __init__(self, k: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(H_IN, H_IN, kernel_size=2 * k + 1, padding=k)
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.rnn(self.conv(x.transpose(1, 2)).transpose(1, 2))[0])
+
+
 class LSTMNet(nn.Module):
     """Returns (out, (h, c)) like nn.LSTM; ``swap_hidden`` plants a bug: h with batch first."""
 

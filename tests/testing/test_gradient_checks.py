@@ -3,9 +3,16 @@
 import pytest
 import torch
 from rnn_zoo import (
+    HIDDEN,
+    BatchFirstMismatch,
+    CentredConvTagger,
     CumsumOverBatch,
     EmbedTagger,
+    MeanOverBatch,
     PackedInput,
+    PackedTokenTagger,
+    PaddedBackTagger,
+    StatefulTokenTagger,
     Tagger,
     TimeFirstTagger,
     ViewLeakTagger,
@@ -131,3 +138,114 @@ def test_model_mode_is_restored_after_a_check():
     with pytest.raises(CheckFailed):
         check_causal(Tagger(bidirectional=True).eval(), features())
     assert not model.training
+
+
+# Issue 12, item 2: the hint reads the evidence
+
+
+def test_a_recurrence_across_the_batch_is_named_from_its_lower_triangular_leak():
+    with pytest.raises(CheckFailed, match=r"hint: a lower-triangular leak with example 0 clean") as info:
+        check_batch_independence(BatchFirstMismatch(), features(batch=4, time=3))
+    assert "batch_first mismatch" in str(info.value)
+    with pytest.raises(CheckFailed, match=r"hint: a lower-triangular leak with example 0 clean"):
+        check_batch_independence(CumsumOverBatch(), features(batch=4))
+
+
+def test_the_view_of_a_time_first_tensor_is_named_from_its_own_pattern():
+    expected = (
+        r"hint: this is the pattern of a time-first \(time, batch, \.\.\.\) tensor viewed as \(batch, time, "
+        r"\.\.\.\) \(time = 2\): each example reads a run of 2 consecutive examples"
+    )
+    with pytest.raises(CheckFailed, match=expected):
+        check_batch_independence(ViewLeakTagger(), features(batch=6, time=2))
+    with pytest.raises(CheckFailed, match=expected):  # the same bug seen through token indices
+        check_batch_independence(EmbedTagger(leak=True), tokens(batch=6, time=2))
+
+
+def test_a_mean_over_the_batch_is_named_from_its_full_matrix():
+    with pytest.raises(CheckFailed, match=r"hint: every example reads every other one: a mean"):
+        check_batch_independence(MeanOverBatch(), features(batch=4))
+
+
+def test_causal_names_a_leak_from_every_later_step_and_a_band_of_k_steps():
+    with pytest.raises(CheckFailed, match=r"hint: every output step reads EVERY later step: a bidirectional"):
+        check_causal(Tagger(bidirectional=True), features(time=6))
+    with pytest.raises(CheckFailed, match=r"a band of 1 step ahead.*\(kernel 3 with padding 1"):
+        check_causal(CentredConvTagger(k=1), features(time=6))
+    with pytest.raises(CheckFailed, match=r"reads the inputs up to t\+2 .*a band of 2 steps ahead.*kernel 5"):
+        check_causal(CentredConvTagger(k=2), features(time=7))
+
+
+# Issue 18, items 1, 4 and 6: what the gradient probes differentiate
+
+
+def test_packed_token_indices_are_mapped_back_to_examples_and_steps():
+    # the issue's tagger: the caller packs token indices, the model embeds packed.data (total, embed)
+    x, lengths = tokens(batch=4, time=8), torch.tensor([8, 5, 3, 8])
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    causal = check_causal(PackedTokenTagger(), packed, time_axis=1)
+    assert causal.shape == (8, 8)
+    batch = check_batch_independence(PackedTokenTagger(), packed)
+    assert batch.shape == (4, 4) and bool((batch.diagonal() > 0).all())
+    # embed == time length once produced a bogus leak: no longer
+    embed_is_time = pack_padded_sequence(tokens(batch=4, time=3), torch.tensor([3, 2, 3, 1]), batch_first=True,
+                                         enforce_sorted=False)  # fmt: skip
+    check_causal(PackedTokenTagger(), embed_is_time)
+    with pytest.raises(
+        CheckFailed, match=r"packed rows mapped back to \(example, step\)(.|\n)*EVERY later step"
+    ):
+        check_causal(PackedTokenTagger(bidirectional=True), packed)
+
+
+def test_a_packed_tagger_padded_back_without_total_length_is_compared_on_the_common_steps():
+    x, lengths = features(batch=3, time=7), torch.tensor([5, 3, 4])  # padded to 7, the longest is 5
+    found = check_causal(PaddedBackTagger(), (x, lengths))
+    assert found.shape == (5, 5)
+    assert "compared the 5 steps both have" in found.how
+    with pytest.raises(CheckFailed, match=r"causality failed(.|\n)*compared the 5 steps both have"):
+        check_causal(PaddedBackTagger(bidirectional=True), (x, lengths))
+    check_batch_independence(PaddedBackTagger(), (x, lengths))
+
+
+def test_an_output_with_other_steps_still_says_different_sizes_and_names_total_length():
+    class Strided(nn.Module):  # every second step: 3 output steps for 6 input steps, which they do read
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(3, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0][:, 1::2]
+
+    with pytest.raises(CheckFailed, match=r"different sizes(.|\n)*total_length=x.shape\[1\]"):
+        check_causal(Strided(), features(time=6))
+
+
+def test_token_indices_next_to_a_float_state_are_probed_at_their_embedding():
+    x, h0 = tokens(batch=6, time=2), torch.zeros(1, 6, HIDDEN)
+    found = check_batch_independence(StatefulTokenTagger(), (x, h0))
+    assert found.shape == (6, 6)
+    with pytest.raises(
+        CheckFailed,
+        match=r"the output of model\.embed \(Embedding\) \(hooked: input 0 holds token indices; float input 1 "
+        r"not differentiated, pass wrt=1",
+    ):
+        check_batch_independence(StatefulTokenTagger(leak=True), (x, h0))
+    check_causal(StatefulTokenTagger(), (x, h0))
+    # wrt=1 still picks h0 (its batch axis is 1)
+    check_batch_independence(StatefulTokenTagger(), (x, h0), wrt=1, batch_axis=1, output_batch_axis=0)
+
+
+def test_an_integer_mask_next_to_float_features_does_not_divert_the_probe():
+    class Masked(nn.Module):  # an embedding of positions, and an integer mask shaped like the tokens would be
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Embedding(10, 3)
+            self.rnn = nn.GRU(3, 4, batch_first=True)
+
+        def forward(self, x, mask):
+            x = x + self.pos(torch.arange(x.shape[1]))
+            return self.rnn(x)[0] * mask.unsqueeze(-1)
+
+    x = features(batch=3, time=4)
+    found = check_batch_independence(Masked(), (x, torch.ones(3, 4, dtype=torch.long)))
+    assert found.shape == (3, 3)

@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 import torch
-from rnn_zoo import BiGRU, LSTMNet
+from rnn_zoo import BiGRU, LSTMNet, PackedInput
+from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnshapes.testing import CheckFailed, check_shape_contract, coincidences, distinct_sizes
@@ -75,10 +76,8 @@ def test_coinciding_sizes_are_refused_because_they_hide_the_swap():
     model = make_lstm(coinciding, swap_hidden=True)
     _, (h, _) = model(make_x(coinciding))
     assert tuple(h.shape) == (2, 2, 4)
-    # ...so the check refuses such sizes
-    with pytest.raises(
-        ValueError, match=r"pairwise-distinct sizes, but batch = dirs = 2, batch = layers\*dirs = 2"
-    ):
+    # ...so the check refuses such sizes (batch = dirs is no coincidence: dirs alone is never an axis here)
+    with pytest.raises(ValueError, match=r"pairwise-distinct sizes, but batch = layers\*dirs = 2: a swap"):
         check_shape_contract(model, make_x, LSTM_CONTRACT, sizes=coinciding)
 
 
@@ -173,3 +172,114 @@ def test_a_state_swapped_with_a_literal_axis_is_caught_because_batch_avoids_its_
             BI_CONTRACT,
             sizes=BI_NAMES,
         )
+
+
+# Issue 18, item 5: factors and products agree, and sizes that never meet on one axis may coincide
+
+
+def test_the_common_bidirectional_set_up_is_accepted_with_factors_that_coincide():
+    sizes = distinct_sizes(
+        ["batch", "time", "input", "hidden", "layers*dirs"], fixed={"layers": 2, "dirs": 2}
+    )
+    assert sizes["layers*dirs"] == 4 and sizes["layers"] == sizes["dirs"] == 2
+    assert 4 not in [sizes[n] for n in ("batch", "time", "input", "hidden")]
+    assert coincidences(sizes, axes=["batch", "time", "input", "hidden", "layers*dirs"]) == []
+    used = check_shape_contract(
+        lambda s: LSTMNet(s["input"], s["hidden"], s["layers"]),
+        make_x,
+        (None, ("layers*dirs batch hidden", "layers*dirs batch hidden")),
+        sizes={**sizes},
+    )
+    assert used["layers"] == used["dirs"] == 2
+
+
+def test_a_fixed_product_decides_its_factors():
+    sizes = distinct_sizes(["batch", "time", "layers*dirs"], fixed={"layers*dirs": 4})
+    assert (sizes["layers"], sizes["dirs"], sizes["layers*dirs"]) == (2, 2, 4)
+    assert distinct_sizes(["batch", "layers*dirs"], fixed={"layers*dirs": 3, "dirs": 1})["layers"] == 3
+    # a correct 2-layer bidirectional GRU built from them passes its contract
+    check_shape_contract(
+        lambda s: nn.GRU(
+            s["input"], s["hidden"], num_layers=s["layers"], bidirectional=True, batch_first=True
+        ),
+        make_x,
+        ("batch time 2*hidden", "layers*dirs batch hidden"),
+        sizes=distinct_sizes(["batch", "time", "input", "hidden", "layers*dirs"], fixed={"layers*dirs": 4}),
+    )
+    with pytest.raises(
+        ValueError, match=r"the fixed sizes disagree: layers\*dirs = 4, but layers \* dirs = 3 \* 2"
+    ):
+        distinct_sizes(["batch", "layers*dirs"], fixed={"layers*dirs": 4, "layers": 3})
+    with pytest.raises(ValueError, match=r"layers\*dirs = 5 is not a multiple of the other factors' 2"):
+        distinct_sizes(["batch", "layers*dirs"], fixed={"layers*dirs": 5})
+    with pytest.raises(ValueError, match=r"fix all but one factor of a\*b"):
+        distinct_sizes(["batch", "a*b"], fixed={"a*b": 6})
+
+
+# Issue 12, item 7: total and layers/dirs come from the inputs and the model, or the contract is blamed
+
+
+def make_packed_lstm_inputs(sizes):
+    lengths = torch.arange(sizes["time"], sizes["time"] - sizes["batch"], -1)
+    return pack_padded_sequence(make_x(sizes), lengths, batch_first=True)
+
+
+def test_total_is_read_from_the_packed_inputs():
+    used = check_shape_contract(
+        make_lstm,
+        make_packed_lstm_inputs,
+        ("total dirs*hidden", None),
+        sizes=["batch", "time", "input", "hidden", "layers"],
+    )
+    assert used["total"] == sum(range(used["time"], used["time"] - used["batch"], -1))
+    # from a lengths input too: the call packs (x, lengths) inside
+    used = check_shape_contract(
+        PackedInput(),
+        lambda s: (
+            torch.randn(s["batch"], s["time"], 3),
+            torch.arange(s["time"], s["time"] - s["batch"], -1),
+        ),
+        ("total 5", "1 batch 5"),
+        sizes=["batch", "time"],
+        call=lambda m, x, lengths: m(pack_padded_sequence(x, lengths, batch_first=True)),
+    )
+    assert used["total"] == sum(range(used["time"], used["time"] - used["batch"], -1))
+
+
+def test_a_total_that_the_inputs_do_not_make_true_blames_the_contract():
+    sizes = {**distinct_sizes(LSTM_NAMES), "total": 8}
+    with pytest.raises(ValueError, match=r"the sizes say total = 8, but the inputs make it \d+ \(the rows of the "
+                                         r"packed input\): the contract, not the model, is off"):  # fmt: skip
+        check_shape_contract(make_lstm, make_packed_lstm_inputs, ("total dirs*hidden", None), sizes=sizes)
+    with pytest.raises(ValueError, match=r"the contract names total .* put sizes\['total'\]"):
+        check_shape_contract(make_lstm, make_x, ("total dirs*hidden", None), sizes=LSTM_NAMES)
+
+
+def test_layers_and_dirs_are_read_from_the_model_s_recurrent_layers():
+    def make_gru(s):  # unidirectional, built with the probe's layers
+        return nn.GRU(s["input"], s["hidden"], num_layers=s["layers"], batch_first=True)
+
+    names = ["batch", "time", "input", "hidden", "layers"]
+    used = check_shape_contract(
+        make_gru, make_x, ("batch time hidden", "layers*dirs batch hidden"), sizes=names
+    )
+    assert used["dirs"] == 1
+    # a built module: its num_layers and bidirectional decide
+    built = nn.GRU(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+    used = check_shape_contract(
+        built,
+        lambda s: torch.randn(s["batch"], s["time"], 3),
+        ("batch time 10", "layers*dirs batch 5"),
+        sizes=["batch", "time"],
+    )
+    assert (used["layers"], used["dirs"], used["layers*dirs"]) == (2, 2, 4)
+
+
+def test_given_sizes_the_model_does_not_have_are_named_in_the_failure():
+    sizes = distinct_sizes(["batch", "time", "input", "hidden", "layers", "layers*dirs"])  # dirs = 2
+    gru = nn.GRU(sizes["input"], sizes["hidden"], num_layers=sizes["layers"], batch_first=True)
+    with pytest.raises(
+        CheckFailed,
+        match=r"note: the sizes say dirs = 2 \(the model has 1\), from model \(GRU\): a correct model fails",
+    ):
+        check_shape_contract(gru, make_x, (None, "layers*dirs batch hidden"), sizes=sizes)
