@@ -69,7 +69,7 @@ def worker(
             model,
             task.batches,
             task.loss_fn,
-            lambda m: _evaluate_on_rank0(task.evaluate, m.module),  # type: ignore[arg-type]
+            lambda m: _evaluate_on_rank0(task.train_evaluate or task.evaluate, m.module),  # type: ignore[arg-type]
             lesson.target,
             budget,
             optimizer=optimizer,
