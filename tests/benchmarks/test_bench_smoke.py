@@ -170,9 +170,10 @@ def test_render_markdown_makes_one_well_formed_table_per_section(results: dict) 
     ):
         assert heading in md
     assert "### Cost of the shape checks" in md
+    assert "### Cost of guard per layer call" in md
     assert "quick mode" in md and results["machine"]["cpu"] in md
     tables = _tables(md)
-    assert len(tables) == 5
+    assert len(tables) == 6
     for table in tables:
         columns = table[0].count("|")
         assert all(row.count("|") == columns for row in table), table

@@ -62,12 +62,16 @@ def test_every_lesson_traces(name, capsys):
 
 
 def test_names_lesson_text(capsys):
+    from rnnshapes import lessons
+
+    model = lessons.get("names").build_model()
+    e, h = model.embedding.embedding_dim, model.rnn.hidden_size  # the recipe's sizes
     assert main(["trace", "names"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "NamesClassifier  (eval, no_grad, cpu)"
-    assert "rnn  GRU(input=128, hidden=256, layers=1, dirs=2, batch_first)" in lines
+    assert f"rnn  GRU(input={e}, hidden={h}, layers=1, dirs=2, batch_first)" in lines
     assert any(
-        line.split()[:2] == ["out", "h_n"] and line.endswith("layers*dirs=2 batch=4 hidden=256")
+        line.split()[:2] == ["out", "h_n"] and line.endswith(f"layers*dirs=2 batch=4 hidden={h}")
         for line in lines
     )
 

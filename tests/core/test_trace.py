@@ -51,11 +51,13 @@ def test_names_basic_lesson_shows_the_packed_batch_and_h_n():
 
 
 def test_names_lesson_is_bidirectional():
-    t = trace(lessons.get("names").build_model(), *names_batch())
-    assert t.calls[1].layer == "GRU(input=128, hidden=256, layers=1, dirs=2, batch_first)"
-    assert axes(t, "rnn", "output").startswith("total=19 dirs*hidden=512")
-    assert axes(t, "rnn", "h_n") == "layers*dirs=2 batch=4 hidden=256"
-    assert axes(t, "head", "input") == "batch=4 input=512"
+    model = lessons.get("names").build_model()
+    e, h = model.embedding.embedding_dim, model.rnn.hidden_size  # the recipe's sizes (64 and 192 today)
+    t = trace(model, *names_batch())
+    assert t.calls[1].layer == f"GRU(input={e}, hidden={h}, layers=1, dirs=2, batch_first)"
+    assert axes(t, "rnn", "output").startswith(f"total=19 dirs*hidden={2 * h}")
+    assert axes(t, "rnn", "h_n") == f"layers*dirs=2 batch=4 hidden={h}"
+    assert axes(t, "head", "input") == f"batch=4 input={2 * h}"
 
 
 @pytest.mark.parametrize("name", ["hello-sequence", "hello-embedding"])
@@ -407,5 +409,5 @@ def test_on_cuda():
     x, lengths = names_batch()
     t = trace(model, x.cuda(), lengths)
     assert t.mode == "eval, no_grad, cpu/cuda:0"  # lengths stay on the CPU, where packing wants them
-    assert axes(t, "rnn", "h_n") == "layers*dirs=2 batch=4 hidden=256"
+    assert axes(t, "rnn", "h_n") == f"layers*dirs=2 batch=4 hidden={model.rnn.hidden_size}"
     assert t.rows("rnn")[0].outputs[1].device == "cuda:0"

@@ -192,7 +192,7 @@ def test_packed_token_indices_are_mapped_back_to_examples_and_steps():
                                          enforce_sorted=False)  # fmt: skip
     check_causal(PackedTokenTagger(), embed_is_time)
     with pytest.raises(
-        CheckFailed, match=r"packed rows mapped back to \(example, step\)(.|\n)*EVERY later step"
+        CheckFailed, match=r"(?s)(?=.*packed rows mapped back to \(example, step\))(?=.*EVERY later step)"
     ):
         check_causal(PackedTokenTagger(bidirectional=True), packed)
 
