@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rnnshapes-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest random-order docs bench gpu-check clean
+.PHONY: run test lint typecheck pytest random-order floors docs bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ pytest: $(STAMP)
 random-order: $(STAMP)
 	$(VENV)/bin/python -m pytest -n 2 -p randomly $(PYTEST_ARGS)
 
+# the declared minimum versions of pyproject.toml (the CPU torch 2.13.0) in a fresh environment under
+# scripts/.nox, running the core and plugin tests (scripts/noxfile.py). Minutes, not seconds: kept out of
+# `make test`; run it when a floor or a dependency's use changes.
+floors: $(STAMP)
+	$(VENV)/bin/nox -f scripts/noxfile.py -s floors
+
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
@@ -50,4 +56,4 @@ gpu-check:
 	scripts/gpu-check
 
 clean:
-	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache scripts/.nox

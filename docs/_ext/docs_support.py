@@ -410,7 +410,7 @@ def plugin_options() -> str:
     from rnnshapes import pytest_plugin
 
     rows = [
-        [f"`--rnnshapes-{name}`", f"`rnnshapes_{name}`", f"`{default}`", help_text]
+        [f"`{pytest_plugin.option_flag(name)}`", f"`rnnshapes_{name}`", f"`{default}`", help_text]
         for name, (_, default, help_text) in pytest_plugin._OPTIONS.items()
     ]
     return table(("option", "ini", "default", "meaning"), rows)

@@ -19,6 +19,9 @@ option                     ini                    meaning (default)
 ``--rnnshapes-seed``       ``rnnshapes_seed``     base seed (0); each test adds a stable offset from its node id
 ``--rnnshapes-budget``     ``rnnshapes_budget``   ``ci`` (x1 steps and time) or ``full`` (x10)
 ``--rnnshapes-threads``    ``rnnshapes_threads``  CPU threads set by training fixtures (1)
+``--rnnshapes-lesson-``    ``rnnshapes_lesson_``  where ``rnn_lesson`` keeps trained lessons: ``run`` (the run's
+``cache``                  ``cache``              temporary folder; default) or ``persistent`` (also pytest's
+                                                  cache, reused by later runs)
 =========================  =====================  =============================================================
 
 Fixtures: ``rnn_device`` (parametrised over the fixed, ordered list ``cpu``, ``cuda`` filtered by the option,
@@ -55,9 +58,11 @@ from ._options import _PENDING, SETTINGS, _resolve
 from ._options import BUDGETS as BUDGETS
 from ._options import DEVICE_CHOICES as DEVICE_CHOICES
 from ._options import DEVICES as DEVICES
+from ._options import LESSON_CACHES as LESSON_CACHES
 from ._options import MARKERS as MARKERS
 from ._options import Budget as Budget
 from ._options import Settings as Settings
+from ._options import option_flag as option_flag
 from ._options import pytest_addoption as pytest_addoption
 from ._options import pytest_report_header as pytest_report_header
 from ._options import settings as settings
@@ -73,6 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     config.stash[SETTINGS] = _resolve(config)
+    if config.stash[SETTINGS].lesson_cache == "persistent" and getattr(config, "cache", None) is None:
+        raise pytest.UsageError(
+            "--rnnshapes-lesson-cache=persistent keeps the lessons in pytest's cache, which this run has "
+            "switched off (-p no:cacheprovider); drop one of the two"
+        )
     config.stash[_PENDING] = []
     if not hasattr(config, "workerinput"):  # the xdist controller, or a run without xdist
         config.pluginmanager.register(_TrainingSummary(), "rnnshapes-training-summary")

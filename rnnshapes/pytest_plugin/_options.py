@@ -47,6 +47,9 @@ BUDGETS = {
 }
 """The ``--rnnshapes-budget`` profiles."""
 
+LESSON_CACHES = ("run", "persistent")
+"""Values of ``--rnnshapes-lesson-cache``."""
+
 
 _nonnegative_int = int_at_least(0)
 _positive_int = int_at_least(1)
@@ -81,6 +84,13 @@ _OPTIONS: dict[str, tuple[Callable[[str], Any], str, str]] = {
         "CPU threads (torch.set_num_threads) that rnn_threads and training fixtures (rnn_lesson, "
         "rnn_checks.check_converges and check_overfits_batch) set for a test, restored after.",
     ),
+    "lesson_cache": (
+        _choice(LESSON_CACHES),
+        "run",
+        "where rnn_lesson keeps the lessons it trained: run = this run's temporary folder (every run trains "
+        "again); persistent = also pytest's cache (.pytest_cache/d/rnnshapes-lessons), so a later run loads "
+        "a lesson trained for the same key instead of training it (pytest --cache-clear empties it).",
+    ),
 }
 
 
@@ -93,6 +103,7 @@ class Settings:
     seed: int
     budget: Budget
     threads: int
+    lesson_cache: str = "run"
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -121,9 +132,13 @@ _PENDING = pytest.StashKey[list[dict[str, Any]]]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rnnshapes", "rnnshapes: recurrent-model checks and lesson training")
     for name, (check, default, text) in _OPTIONS.items():
-        metavar = {"device": "{auto,cpu,cuda,all}", "budget": "{" + ",".join(BUDGETS) + "}"}.get(name, "N")
+        metavar = {
+            "device": "{auto,cpu,cuda,all}",
+            "budget": "{" + ",".join(BUDGETS) + "}",
+            "lesson_cache": "{" + ",".join(LESSON_CACHES) + "}",
+        }.get(name, "N")
         group.addoption(
-            f"--rnnshapes-{name}",
+            option_flag(name),
             dest=f"rnnshapes_{name}",
             type=check,
             default=None,
@@ -131,6 +146,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=f"{text} Default: {default}; ini: rnnshapes_{name}.",
         )
         parser.addini(f"rnnshapes_{name}", f"{text} Default: {default}.", default=default)
+
+
+def option_flag(name: str) -> str:
+    """The command-line spelling of option ``name`` of ``_OPTIONS`` (``lesson_cache``: ``--rnnshapes-lesson-cache``)."""
+    return "--rnnshapes-" + name.replace("_", "-")
 
 
 def _resolve(config: pytest.Config) -> Settings:
@@ -153,6 +173,7 @@ def _resolve(config: pytest.Config) -> Settings:
         seed=values["seed"],
         budget=BUDGETS[values["budget"]],
         threads=values["threads"],
+        lesson_cache=values["lesson_cache"],
     )
 
 
@@ -179,6 +200,7 @@ def pytest_report_header(config: pytest.Config) -> str:
         f"rnnshapes: devices={s.describe_devices()} seed={s.seed} budget={s.budget.name} "
         f"(steps x{s.budget.steps:g}, time x{s.budget.seconds:g}) threads={s.threads} "
         f"version={_version('rnnshapes') or __version__} torch={_version('torch') or 'not installed'}"
+        f" lesson-cache={s.lesson_cache}"
     )
 
 

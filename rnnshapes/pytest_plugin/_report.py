@@ -245,8 +245,13 @@ class _TrainingSummary:
             )
             for r in rows
         ]
-        reached = sum(1 for r in rows if r.get("reached"))
-        terminalreporter.write_sep("=", f"rnnshapes: {len(rows)} trainings, {reached} reached their target")
+        # lessons loaded from an earlier run (--rnnshapes-lesson-cache=persistent) are listed, not counted
+        earlier = sum(1 for r in rows if r.get("earlier_run"))
+        reached = sum(1 for r in rows if r.get("reached") and not r.get("earlier_run"))
+        title = f"rnnshapes: {len(rows) - earlier} trainings, {reached} reached their target"
+        if earlier:
+            title += f", {earlier} lesson{'' if earlier == 1 else 's'} reused from an earlier run"
+        terminalreporter.write_sep("=", title)
         _write_table(terminalreporter, table)
         for r in rows:  # passed or not: part of the model never learned
             lines = _no_gradient_lines(r)

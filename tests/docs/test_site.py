@@ -607,4 +607,4 @@ def test_plugin_page_documents_every_fixture_option_and_check(site: SiteBuild) -
     missing += [n for n in rnnshapes.testing.__all__ if f'id="rnnshapes.testing.{n}"' not in content]
     assert not missing, f"pytest-plugin.html lacks {missing}"
     body = text(content)
-    assert all(f"--rnnshapes-{name}" in body for name in pytest_plugin._OPTIONS)
+    assert all(pytest_plugin.option_flag(name) in body for name in pytest_plugin._OPTIONS)
