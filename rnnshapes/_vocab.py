@@ -18,6 +18,8 @@ classes      C               output classes (one logit each)
 vocab        V               symbols in a vocabulary (rows of an embedding)
 embed        E               size of one embedding vector
 total        sum(lengths)    rows of a PackedSequence's data
+source       S               source length: the encoder's time steps (seq2seq), the longest in a batch
+target       T               target length: the decoder's time steps (seq2seq), the longest in a batch
 ===========  ==============  ================================================================================
 
 ``*seq`` stands for the two leading axes of a sequence tensor: ``batch time`` when the module is
@@ -49,6 +51,8 @@ DIMENSIONS: tuple[Dim, ...] = (
     Dim("vocab", "V", "symbols in a vocabulary (rows of an embedding)"),
     Dim("embed", "E", "size of one embedding vector"),
     Dim("total", "sum(lengths)", "rows of a PackedSequence's data"),
+    Dim("source", "S", "source length: the encoder's time steps (seq2seq), the longest in a batch"),
+    Dim("target", "T", "target length: the decoder's time steps (seq2seq), the longest in a batch"),
 )
 
 SEQ = "*seq"

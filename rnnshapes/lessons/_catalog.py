@@ -1,8 +1,9 @@
 """Every lesson in one table: model, recipe, target and budget, in course order."""
 
-from ..models import CharRNN, HelloEmbedding, HelloRNN, NamesClassifier
+from ..models import CharRNN, HelloEmbedding, HelloRNN, NamesClassifier, Seq2Seq, Seq2SeqAttention
 from ..train import Budget, Target
 from ._registry import Lesson, Recipe
+from ._seq2seq_task import seq2seq_task
 from ._shape_lessons import cell_basics_checks, pack_pad_checks
 from ._tasks import char_task, hello_task, names_model_config, names_task
 
@@ -15,6 +16,15 @@ IHELLO = Target("text", "ihello", "equal")
 # measured over seeds 0-99: one-hot H=16 solves every seed in <= 6 steps, embedding E=8 H=16 in <= 4
 _HELLO = Recipe(model={"input": 5, "hidden": 16, "classes": 5}, lr=0.1)
 _HELLO_EMBEDDING = Recipe(model={"vocab": 5, "embed": 8, "hidden": 16, "classes": 5}, lr=0.1)
+
+_SEQ2SEQ = Recipe(
+    model={"embed": 64, "hidden": 256, "layers": 1, "bidirectional": True},
+    lr=3e-3,
+    batch_size=64,
+    schedule="onecycle",
+    clip=1.0,
+    extra={"eval_every_line": 4},
+)
 
 LESSONS: dict[str, Lesson] = {
     lesson.name: lesson
@@ -125,6 +135,30 @@ LESSONS: dict[str, Lesson] = {
             ALL_CHECKS,
             None,
             run_checks=pack_pad_checks,
+        ),
+        Lesson(
+            "seq2seq",
+            "14_1",
+            "restore case and spaces: an encoder GRU, a decoder GRU",
+            "sequence to sequence: the encoder's final state starts the decoder, trained with teacher forcing",
+            Seq2Seq,
+            _SEQ2SEQ,
+            Target("cer", 0.5, "min"),
+            Budget(max_steps=600, max_seconds=600, eval_every=50, eval_from=100),
+            build_task=seq2seq_task,
+            time_goals={"cpu": 120.0, "cuda": 10.0},
+        ),
+        Lesson(
+            "seq2seq-attention",
+            "14_2",
+            "restore case and spaces: seq2seq with attention",
+            "attention: every decoder step reads a masked, weighted sum of the encoder's outputs",
+            Seq2SeqAttention,
+            _SEQ2SEQ,
+            Target("cer", 0.5, "min"),
+            Budget(max_steps=600, max_seconds=600, eval_every=50, eval_from=100),
+            build_task=seq2seq_task,
+            time_goals={"cpu": 120.0, "cuda": 10.0},
         ),
     ]
 }
