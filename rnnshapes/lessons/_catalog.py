@@ -18,12 +18,12 @@ _HELLO = Recipe(model={"input": 5, "hidden": 16, "classes": 5}, lr=0.1)
 _HELLO_EMBEDDING = Recipe(model={"vocab": 5, "embed": 8, "hidden": 16, "classes": 5}, lr=0.1)
 
 _SEQ2SEQ = Recipe(
-    model={"embed": 64, "hidden": 256, "layers": 1, "bidirectional": True},
+    model={"embed": 64, "hidden": 128, "layers": 1, "bidirectional": True},
     lr=3e-3,
     batch_size=64,
     schedule="onecycle",
     clip=1.0,
-    extra={"eval_every_line": 4},
+    extra={"eval_every_line": 8},
 )
 
 LESSONS: dict[str, Lesson] = {
@@ -144,7 +144,7 @@ LESSONS: dict[str, Lesson] = {
             Seq2Seq,
             _SEQ2SEQ,
             Target("cer", 0.5, "min"),
-            Budget(max_steps=600, max_seconds=600, eval_every=50, eval_from=100),
+            Budget(max_steps=600, max_seconds=600, eval_every=100, eval_from=300),
             build_task=seq2seq_task,
             time_goals={"cpu": 120.0, "cuda": 10.0},
         ),
@@ -156,7 +156,7 @@ LESSONS: dict[str, Lesson] = {
             Seq2SeqAttention,
             _SEQ2SEQ,
             Target("cer", 0.5, "min"),
-            Budget(max_steps=600, max_seconds=600, eval_every=50, eval_from=100),
+            Budget(max_steps=600, max_seconds=600, eval_every=100, eval_from=300),
             build_task=seq2seq_task,
             time_goals={"cpu": 120.0, "cuda": 10.0},
         ),

@@ -68,10 +68,14 @@ def cer_by_source_length(
     pairs: Sequence[Pair],
     device: str | torch.device = "cpu",
     buckets: Sequence[tuple[int, int]] = LENGTH_BUCKETS,
+    predicted: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The character error rate and exact-line share of greedy decoding, per source-length bucket."""
-    dev = torch.device(device)
-    predicted = decode(model, pairs, dev)
+    """The character error rate and exact-line share of greedy decoding, per source-length bucket.
+
+    ``predicted``: the model's restorations of ``pairs`` when they are at hand (else decoded here).
+    """
+    if predicted is None:
+        predicted = decode(model, pairs, torch.device(device))
     distances = line_edit_distances(predicted, [p.target for p in pairs])
     rows = []
     for low, high in buckets:

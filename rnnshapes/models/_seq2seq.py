@@ -18,6 +18,30 @@ Memory = Float[Tensor, "batch source dirs*hidden"]
 """The encoder's outputs at every source step, both directions side by side, zeros past each length."""
 
 
+def prepare_source(text: str, alphabet: str = PAIRS_ALPHABET, max_source: int = MAX_SOURCE) -> str:
+    """``text`` as a seq2seq model reads it: lower-cased, spaces removed.
+
+    Raises:
+        ValueError: the text is empty (after removing spaces), holds a character the model cannot read, or
+            is longer than ``max_source``; one sentence says which.
+    """
+    source = source_of(text)
+    if not source:
+        raise ValueError("the text is empty (after removing spaces): give at least one character")
+    allowed = {source_of(c) for c in alphabet} - {""}
+    unknown = sorted(set(source) - allowed)
+    if unknown:
+        raise ValueError(
+            f"characters {''.join(unknown)!r} are not in the model's vocabulary; it reads lower-case letters "
+            f"and {''.join(sorted(c for c in allowed if not c.isalpha()))!r}"
+        )
+    if len(source) > max_source:
+        raise ValueError(
+            f"the text has {len(source)} characters without spaces; the model reads at most {max_source}"
+        )
+    return source
+
+
 class _Seq2SeqBase(nn.Module):
     """What both models share: the configuration, the encoder, the decoder GRU and greedy decoding."""
 
@@ -71,10 +95,16 @@ class _Seq2SeqBase(nn.Module):
         """
         layers, dirs = self.encoder.num_layers, 2 if self.encoder.bidirectional else 1
         embedded = self.embedding(source)  # (batch, source) -> (batch, source, embed)
-        packed = pack(embedded, lengths.cpu(), batch_first=True)  # PackedSequence, data: (total, embed)
-        packed_out, h_n = self.encoder(packed)  # h_n: (layers*dirs, batch, hidden), in the input's order
-        # PackedSequence -> (batch, source, dirs*hidden), zeros past each length, as long as the input
-        memory, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=source.shape[1])
+        lengths = lengths.cpu()
+        if bool((lengths == source.shape[1]).all()):
+            # no padding at all (the lessons batch sources of one length together): the same result as
+            # packing, and twice as fast on the CPU, whose packed GRU copies the whole input at every step
+            memory, h_n = self.encoder(embedded)  # (batch, source, dirs*hidden), (layers*dirs, batch, hidden)
+        else:
+            packed = pack(embedded, lengths, batch_first=True)  # PackedSequence, data: (total, embed)
+            packed_out, h_n = self.encoder(packed)  # h_n: (layers*dirs, batch, hidden), in the input's order
+            # PackedSequence -> (batch, source, dirs*hidden), zeros past each length, as long as the input
+            memory, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=source.shape[1])
         _, batch, hidden = h_n.shape
         # (layers*dirs, batch, hidden) -> (layers, dirs, batch, hidden) -> (layers, batch, dirs*hidden)
         final = (
@@ -147,22 +177,8 @@ class _Seq2SeqBase(nn.Module):
         return torch.cat(produced, dim=1), out_lengths
 
     def prepare(self, text: str) -> str:
-        """``text`` as the model reads it: lower-cased, spaces removed; a ``ValueError`` says what is wrong."""
-        source = source_of(text)
-        if not source:
-            raise ValueError("the text is empty (after removing spaces): give at least one character")
-        allowed = {source_of(c) for c in self.alphabet} - {""}
-        unknown = sorted(set(source) - allowed)
-        if unknown:
-            raise ValueError(
-                f"characters {''.join(unknown)!r} are not in the model's vocabulary; it reads lower-case letters "
-                f"and {''.join(sorted(c for c in allowed if not c.isalpha()))!r}"
-            )
-        if len(source) > self.max_source:
-            raise ValueError(
-                f"the text has {len(source)} characters without spaces; the model reads at most {self.max_source}"
-            )
-        return source
+        """``text`` as the model reads it (see :func:`prepare_source`)."""
+        return prepare_source(text, self.alphabet, self.max_source)
 
     def restore(self, texts: list[str]) -> list[str]:
         """Restore case and spaces: each text is lower-cased, stripped of spaces and decoded greedily.
@@ -223,7 +239,8 @@ class Seq2Seq(_Seq2SeqBase):
     target one character at a time, each step fed the previous character. In training, the decoder is fed
     the true previous characters (*teacher forcing*), so the whole target runs in one call; to translate, it
     is fed its own predictions (:meth:`greedy`). Everything the decoder knows about the source passes through
-    one state of ``H`` numbers, so long sources are hard: lesson 14_2 adds attention.
+    one summary of ``H`` numbers (its first state, and an input of every step, as in Cho et al., 2014), so
+    long sources are hard: lesson 14_2 adds attention.
 
     The task is the course's: restore the case and the spaces of a Shakespeare line from its lower-cased,
     space-removed form (``"thisissungkim.iloveyou."`` -> ``"This is Sung Kim. I love you."``).
@@ -259,11 +276,33 @@ class Seq2Seq(_Seq2SeqBase):
         + "\n"
     )
 
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        embed, hidden = self.embedding.embedding_dim, self.decoder.hidden_size
+        # every decoder step reads the previous character and the source's summary (Cho et al., 2014)
+        self.decoder = nn.GRU(embed + hidden, hidden, num_layers=self.decoder.num_layers, batch_first=True)
+
+    def summary(self, memory: Tensor, mask: Tensor) -> Tensor:
+        """``tanh(bridge(...))`` of the last layer's final states, read off the memory: ``(N, H)``.
+
+        The forward direction ends at each source's last real step, the backward one at its first step.
+        """
+        hidden = self.encoder.hidden_size
+        last = (mask.sum(1) - 1).clamp(min=0)  # (batch,): each source's last real step
+        forward = memory[
+            torch.arange(memory.shape[0], device=memory.device), last, :hidden
+        ]  # (batch, hidden)
+        final = torch.cat([forward, memory[:, 0, hidden:]], dim=-1)  # (batch, dirs*hidden)
+        return torch.tanh(self.bridge(final))  # (batch, hidden)
+
     def _decode(
         self, target_in: Tensor, hidden: Tensor, memory: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         embedded = self.embedding(target_in)  # (batch, target) -> (batch, target, embed)
-        output, hidden = self.decoder(embedded, hidden)  # output: (batch, target, hidden)
+        summary = self.summary(memory, mask)[:, None, :].expand(-1, target_in.shape[1], -1)  # (b, t, hidden)
+        output, hidden = self.decoder(
+            torch.cat([embedded, summary], dim=-1), hidden
+        )  # (batch, target, hidden)
         return self.head(output), hidden, None  # logits: (batch, target, vocab)
 
     @shapecheck
