@@ -1,4 +1,4 @@
-"""Lessons 14_1 and 14_2: sequence to sequence, an encoder GRU and a decoder GRU, with and without attention."""
+"""Lessons 14_1 and 14_2: an encoder GRU and a decoder GRU, with or without attention."""
 
 from typing import Any
 
@@ -207,32 +207,8 @@ class _Seq2SeqBase(nn.Module):
         ]
 
 
-_COURSE_NOTES = """
-    What the course code got wrong:
-        * It trains with batch size 1 and runs the decoder one character per call (the course itself calls it
-          "extremely slow"). Here the encoder reads a packed batch in one call, the decoder reads the whole
-          target in one call under teacher forcing, and greedy decoding runs a whole batch at once.
-        * ``if top_i is EOS_token`` compares a tensor with an int by identity: it is never true, so decoding
-          never stops at EOS and always writes ``predict_len`` characters. Here each row stops at its own EOS.
-        * ``loss.data[0]`` raises ``IndexError`` in modern torch; use ``loss.item()``. And
-          ``if i % 100 is 0`` compares ints by identity (a ``SyntaxWarning``, true only by CPython's small-int
-          cache).
-        * Its source and target share the 128 ASCII codes, with EOS = 1 and SOS = ``chr(0)``; nothing pads,
-          because nothing is batched. Here PAD, BOS and EOS are indices 0-2 before the lines' 64 characters,
-          and the embedding's padding row stays zero."""
-
-_ATTENTION_NOTES = """
-        * 14_2 computes the attention scores in a Python loop over the source positions, one ``torch.dot``
-          each (about a quarter of a second per pair on this project's CPU). Here they are one batched matrix
-          product ``(N, T, H) @ (N, H, S)``.
-        * 14_2's ``F.softmax(attn_scores)`` has no ``dim``: torch warns and guesses. Here the softmax runs over
-          the source axis (``dim=-1``), after the padded source positions are set to ``-inf``, so they get
-          weight 0 and a batch's padding cannot change any output."""
-
-
 class Seq2Seq(_Seq2SeqBase):
-    __doc__ = (
-        r"""Lesson 14_1: an encoder GRU reads the source; its final state starts a decoder GRU that writes the target.
+    r"""Lesson 14_1: an encoder GRU reads the source; its summary starts a decoder GRU that writes the target.
 
     What the lesson teaches: sequence to sequence. The encoder reads the whole source (a packed batch, so
     each source ends at its own length); the decoder starts from the encoder's final state and writes the
@@ -271,10 +247,20 @@ class Seq2Seq(_Seq2SeqBase):
         E = embedding size
         H = hidden size
         D = 2 if bidirectional else 1
-"""
-        + _COURSE_NOTES
-        + "\n"
-    )
+
+    What the course code got wrong:
+        * It trains with batch size 1 and runs the decoder one character per call (the course itself calls it
+          "extremely slow"). Here the encoder reads a packed batch in one call, the decoder reads the whole
+          target in one call under teacher forcing, and greedy decoding runs a whole batch at once.
+        * ``if top_i is EOS_token`` compares a tensor with an int by identity: it is never true, so decoding
+          never stops at EOS and always writes ``predict_len`` characters. Here each row stops at its own EOS.
+        * ``loss.data[0]`` raises ``IndexError`` in modern torch; use ``loss.item()``. And
+          ``if i % 100 is 0`` compares ints by identity (a ``SyntaxWarning``, true only by CPython's small-int
+          cache).
+        * Its source and target share the 128 ASCII codes, with EOS = 1 and SOS = ``chr(0)``; nothing pads,
+          because nothing is batched. Here PAD, BOS and EOS are indices 0-2 before the lines' 64 characters,
+          and the embedding's padding row stays zero.
+    """
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -319,8 +305,7 @@ class Seq2Seq(_Seq2SeqBase):
 
 
 class Seq2SeqAttention(_Seq2SeqBase):
-    __doc__ = (
-        r"""Lesson 14_2: sequence to sequence with attention: every decoder step reads a weighted sum of the encoder's outputs.
+    r"""Lesson 14_2: seq2seq with attention: each decoder step reads a weighted sum of the encoder's outputs.
 
     What the lesson teaches: attention. Without it (lesson 14_1) the decoder sees the source only through the
     encoder's final state, and quality falls as sources grow longer. Here, at every target step, the
@@ -359,11 +344,26 @@ class Seq2SeqAttention(_Seq2SeqBase):
         E = embedding size
         H = hidden size
         D = 2 if bidirectional else 1
-"""
-        + _COURSE_NOTES
-        + _ATTENTION_NOTES
-        + "\n"
-    )
+
+    What the course code got wrong:
+        * It trains with batch size 1 and runs the decoder one character per call (the course itself calls it
+          "extremely slow"). Here the encoder reads a packed batch in one call, the decoder reads the whole
+          target in one call under teacher forcing, and greedy decoding runs a whole batch at once.
+        * ``if top_i is EOS_token`` compares a tensor with an int by identity: it is never true, so decoding
+          never stops at EOS and always writes ``predict_len`` characters. Here each row stops at its own EOS.
+        * ``loss.data[0]`` raises ``IndexError`` in modern torch; use ``loss.item()``. And
+          ``if i % 100 is 0`` compares ints by identity (a ``SyntaxWarning``, true only by CPython's small-int
+          cache).
+        * Its source and target share the 128 ASCII codes, with EOS = 1 and SOS = ``chr(0)``; nothing pads,
+          because nothing is batched. Here PAD, BOS and EOS are indices 0-2 before the lines' 64 characters,
+          and the embedding's padding row stays zero.
+        * 14_2 computes the attention scores in a Python loop over the source positions, one ``torch.dot``
+          each (about a quarter of a second per pair on this project's CPU). Here they are one batched matrix
+          product ``(N, T, H) @ (N, H, S)``.
+        * 14_2's ``F.softmax(attn_scores)`` has no ``dim``: torch warns and guesses. Here the softmax runs
+          over the source axis (``dim=-1``), after the padded source positions are set to ``-inf``, so they
+          get weight 0 and a batch's padding cannot change any output.
+    """
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
@@ -378,7 +378,7 @@ class Seq2SeqAttention(_Seq2SeqBase):
         memory: Memory,
         lengths: Int[Tensor, " batch"],
     ) -> tuple[Float[Tensor, "batch target dirs*hidden"], Float[Tensor, "batch target source"]]:
-        """Attention of each query over the memory, masked past each source's length: ``(context, weights)``."""
+        """Attention of each query, masked past each source's length: ``(context, weights)``."""
         mask = self._mask(lengths, memory.shape[1], memory.device)
         context, weights = self._attend(query, memory, mask)
         return context, weights
