@@ -24,7 +24,7 @@ import torch
 from rnnshapes.data._pairs import character_error_rate
 from rnnshapes.lessons._seq2seq_task import eval_subset, lesson_pairs
 
-OUT = Path(__file__).resolve().parent / "results" / "seq2seq-course.json"
+OUT = Path(__file__).resolve().parent / "results" / "seq2seq" / "course.json"
 
 
 def bench(seconds: float, lines: int, seed: int = 0) -> dict[str, Any]:

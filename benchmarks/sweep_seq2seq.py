@@ -12,7 +12,7 @@ seconds are recorded beside them, with the load average.
 
     python benchmarks/sweep_seq2seq.py [--seeds 4] [--lesson seq2seq-attention] [--json out.json]
 
-The lesson data must be findable (``RNNSHAPES_DATA``). Writes benchmarks/results/seq2seq-sweep.json by
+The lesson data must be findable (``RNNSHAPES_DATA``). Writes benchmarks/results/seq2seq/sweep.json by
 default; ``scripts/plot_seq2seq.py`` draws the length plot of the 14_2 docs page from it.
 """
 
@@ -33,7 +33,7 @@ from rnnshapes.lessons._seq2seq_task import LENGTH_BUCKETS, cer_by_source_length
 from rnnshapes.train import _fit
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "seq2seq-sweep.json"
+OUT = ROOT / "benchmarks" / "results" / "seq2seq" / "sweep.json"
 LESSONS = ("seq2seq", "seq2seq-attention")
 EXAMPLES = ("thisissungkim.iloveyou.", "romeo:", "whatisinaname?thatwhichwecallarose")
 

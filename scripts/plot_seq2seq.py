@@ -1,4 +1,4 @@
-"""Plot lesson 14's point from benchmarks/results/seq2seq-sweep.json into docs/runs/seq2seq-length.png.
+"""Plot lesson 14's point from benchmarks/results/seq2seq/sweep.json into docs/runs/seq2seq-length.png.
 
 The character error rate of greedy decoding on the held-out lines, by source-length bucket, for the model
 without attention (14_1, ``seq2seq``) and with it (14_2, ``seq2seq-attention``): each seed of the sweep as a
@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SWEEP = ROOT / "benchmarks" / "results" / "seq2seq-sweep.json"
+SWEEP = ROOT / "benchmarks" / "results" / "seq2seq" / "sweep.json"
 OUT = ROOT / "docs" / "runs" / "seq2seq-length.png"
 STYLE = {
     "seq2seq": ("#1f77b4", "14_1 seq2seq (no attention)"),

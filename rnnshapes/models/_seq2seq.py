@@ -262,8 +262,26 @@ class Seq2Seq(_Seq2SeqBase):
           and the embedding's padding row stays zero.
     """
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
+    def __init__(
+        self,
+        *,
+        alphabet: str = PAIRS_ALPHABET,
+        embed: int = 64,
+        hidden: int = 256,
+        layers: int = 1,
+        bidirectional: bool = True,
+        max_source: int = MAX_SOURCE,
+        max_target: int = 64,
+    ) -> None:
+        super().__init__(
+            alphabet=alphabet,
+            embed=embed,
+            hidden=hidden,
+            layers=layers,
+            bidirectional=bidirectional,
+            max_source=max_source,
+            max_target=max_target,
+        )
         embed, hidden = self.embedding.embedding_dim, self.decoder.hidden_size
         # every decoder step reads the previous character and the source's summary (Cho et al., 2014)
         self.decoder = nn.GRU(embed + hidden, hidden, num_layers=self.decoder.num_layers, batch_first=True)
@@ -365,8 +383,26 @@ class Seq2SeqAttention(_Seq2SeqBase):
           get weight 0 and a batch's padding cannot change any output.
     """
 
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
+    def __init__(
+        self,
+        *,
+        alphabet: str = PAIRS_ALPHABET,
+        embed: int = 64,
+        hidden: int = 256,
+        layers: int = 1,
+        bidirectional: bool = True,
+        max_source: int = MAX_SOURCE,
+        max_target: int = 64,
+    ) -> None:
+        super().__init__(
+            alphabet=alphabet,
+            embed=embed,
+            hidden=hidden,
+            layers=layers,
+            bidirectional=bidirectional,
+            max_source=max_source,
+            max_target=max_target,
+        )
         hidden, dirs = self.decoder.hidden_size, 2 if self.encoder.bidirectional else 1
         self.key = nn.Linear(dirs * hidden, hidden, bias=False)  # W of the score h_t . W m_s
         self.combine = nn.Linear(hidden + dirs * hidden, hidden)  # [h_t; context] -> the head's input
