@@ -5,6 +5,7 @@
     rnnshapes predict NAME [NAME ...] [--top K]
     rnnshapes generate --prime TEXT [--length N] [--temperature T]
     rnnshapes trace LESSON | package.module:factory [--input "batch=4 time=9 input=5" ...] [--format F]
+    rnnshapes restore TEXT [TEXT ...]
 
 Bad arguments, missing data and unusable checkpoints print one line and exit with status 2; a training
 run that misses a target exits with status 1.
@@ -72,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=_seed, default=0, help="sampling seed (default: 0)")
     _device_arg(generate)
     _trace.add_parser(sub)
+
+    restore = sub.add_parser(
+        "restore",
+        help="restore the case and spaces of text (trains the seq2seq-attention lesson once)",
+    )
+    restore.add_argument(
+        "texts",
+        nargs="+",
+        metavar="TEXT",
+        help="text to restore, e.g. thisissungkim.iloveyou. (read lower-cased, spaces removed)",
+    )
+    _device_arg(restore)
     return parser
 
 
@@ -250,12 +263,33 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return _trace.cmd_trace(args, _device(args.device))
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .. import lessons
+    from ..models import Seq2SeqAttention
+    from ..models._seq2seq import prepare_source
+
+    device = _device(args.device)
+    lesson = lessons.get("seq2seq-attention")
+    config = lesson.recipe.model if lesson.recipe else {}
+    for text in args.texts:  # every text is read before anything trains: a bad one costs nothing
+        try:
+            prepare_source(text, **{k: config[k] for k in ("alphabet", "max_source") if k in config})
+        except ValueError as e:
+            raise _UsageError(f"cannot restore {text!r}: {e}") from None
+    trained, _ = lesson.trained(device=device)
+    assert isinstance(trained, Seq2SeqAttention)
+    for text, restored in zip(args.texts, trained.restore(args.texts), strict=True):
+        print(restored if len(args.texts) == 1 else f"{text} -> {restored}")
+    return 0
+
+
 COMMANDS = {
     "lessons": cmd_lessons,
     "train": cmd_train,
     "predict": cmd_predict,
     "generate": cmd_generate,
     "trace": cmd_trace,
+    "restore": cmd_restore,
 }
 
 

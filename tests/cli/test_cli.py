@@ -49,6 +49,10 @@ def test_train_one_lesson_prints_the_table(capsys, tmp_path, monkeypatch):
         (["train", "names", "--device", "cuda"], "--device cuda, but torch.cuda.is_available() is False"),
         (["train", "hello-step", "--nproc", "2"], "--nproc trains the names lesson only"),
         (["generate", "--prime", "x", "--length", "100000000"], "expected a whole number from 1 to 100000"),
+        (["restore", ""], "cannot restore '': the text is empty"),
+        (["restore", "ok", "   "], "cannot restore '   ': the text is empty"),
+        (["restore", "Straße"], "cannot restore 'Straße': characters 'ß' are not in the model's vocabulary"),
+        (["restore", "x" * 41], "the text has 41 characters without spaces; the model reads at most 40"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(argv, message, capsys):
@@ -109,3 +113,28 @@ def test_generate_uses_the_trained_char_rnn(rnn_lesson, rnn_lesson_dir, monkeypa
         raise SystemExit(main(["generate", "--prime", "héllo"]))
     assert info.value.code == 2
     assert "unknown: ['é']" in capsys.readouterr().err
+
+
+def test_restore_uses_the_lessons_cached_model(tmp_path, monkeypatch, capsys):
+    """``restore`` loads the seq2seq-attention checkpoint from the cache (here a small, untrained stand-in
+    saved under the lesson's key: the real model takes ~100 CPU s to train, see tests/lessons)."""
+    from rnnshapes.models import Seq2SeqAttention
+    from rnnshapes.train import save_checkpoint
+
+    monkeypatch.setenv("RNNSHAPES_CHECKPOINTS", str(tmp_path))
+    lesson = lessons.get("seq2seq-attention")
+    model = Seq2SeqAttention(**lesson.recipe.model)
+    save_checkpoint(lessons.checkpoint_path(lesson, "cpu", 0), model, {"reached": True})
+    trained = lesson.trained  # the command must not train when the checkpoint is there
+
+    def no_training(**kwargs):
+        model, meta = trained(**kwargs)
+        assert meta == {"reached": True}, "restore trained instead of loading the cached model"
+        return model, meta
+
+    monkeypatch.setattr(type(lesson), "trained", lambda self, **kw: no_training(**kw))
+    assert main(["restore", "thisissungkim.iloveyou."]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    assert main(["restore", "romeo:", "Good Morrow"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" -> ")[0] for line in lines] == ["romeo:", "Good Morrow"]

@@ -100,8 +100,16 @@ LESSON_PAGES = (
         ("pack-pad",),
         SHAPE_TABLE_HEADER,
     ),
+    LessonPage("lessons/14_1_seq2seq.html", "14-1 Seq2seq", ("Seq2Seq",), ("seq2seq",), SHAPE_TABLE_HEADER),
+    LessonPage(
+        "lessons/14_2_seq2seq_attention.html",
+        "14-2 Seq2seq with attention",
+        ("Seq2SeqAttention",),
+        ("seq2seq-attention",),
+        SHAPE_TABLE_HEADER,
+    ),
 )
-"""One page per lesson of the course, 12_1 ... 13_4 in order, each covering its one lesson of the registry."""
+"""One page per lesson of the course, 12_1 ... 14_2 in order, each covering its one lesson of the registry."""
 
 PAGES = (
     "index.html",
@@ -332,6 +340,7 @@ PLOTTED_METRIC = {
     "text": "characters of 'ihello' predicted right",
     "accuracy": "test accuracy",
     "loss": "validation loss",
+    "cer": "test cer",
 }
 
 
