@@ -370,6 +370,14 @@ def _axis_hints(
     # (a) this tensor is the sequence and its two leading axes are swapped
     if d.via_seq and len(shape) >= 2 and m.axis in (0, 1) and b is not None and shape[1 - m.axis] == b.value:
         out.append(_layout_hint(arg, bf))
+    elif _swapped_pair(dims, shape, m.axis, ctx):  # an explicit "batch time" / "time batch" pair, swapped
+        a0, a1 = dims[0].name, dims[1].name
+        out.append(
+            f"[layout] '{arg}' looks like ({a1}, {a0}, ...), but its annotation says ({a0}, {a1}, ...): "
+            f"{'transpose it before returning' if arg == 'return value' else 'pass'} "
+            f"{'it' if arg == 'return value' else arg}.transpose(0, 1), or fix the annotation if the layout is "
+            "meant."
+        )
     # (b) the size was bound from another argument's sequence axes, which look swapped
     layout_other = (
         b is not None and b.via_seq and len(b.shape) >= 2 and b.axis in (0, 1) and b.shape[1 - b.axis] == got
@@ -386,6 +394,19 @@ def _axis_hints(
     if is_lengths and d.name == "batch":
         out.append(_lengths_hint(arg, got, b, ctx))
     return out
+
+
+def _swapped_pair(dims: tuple[DimSpec, ...], shape: tuple[int, ...], axis: int, ctx: Context) -> bool:
+    """Axes 0 and 1 are named batch and time (either order, written out) and hold each other's bound sizes."""
+    if len(dims) < 2 or len(shape) < 2 or axis not in (0, 1) or dims[0].via_seq:
+        return False
+    names = (dims[0].name, dims[1].name)
+    if sorted(names) != ["batch", "time"] or dims[0].kind != NAMED or dims[1].kind != NAMED:
+        return False
+    want0, want1 = ctx.memo.get(names[0]), ctx.memo.get(names[1])
+    return (
+        want0 is not None and want1 is not None and want0 != want1 and (shape[0], shape[1]) == (want1, want0)
+    )
 
 
 def _lengths_fit(lengths: Tensor, time: int) -> bool:

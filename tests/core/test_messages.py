@@ -244,3 +244,23 @@ def test_guard_hints_of_index_dtype_attention_and_dataparallel():
         ),
     ):
         replica(torch.randn(5, 2, 3), torch.zeros(1, 4, 4))  # h0 split on its layers axis
+
+
+def test_a_returned_tensor_in_the_other_layout_gets_a_layout_hint():
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(5, 7)  # time-first
+            self.head = nn.Linear(7, 3)
+
+        @shapecheck
+        def forward(self, x: Float[Tensor, "batch time input"]) -> Float[Tensor, "batch time classes"]:
+            out, _ = self.rnn(x.transpose(0, 1))
+            return self.head(out)  # (time, batch, classes): the transpose back was forgotten
+
+    with pytest.raises(
+        ShapeError,
+        match=r"(?s)argument 'return value'.*\[layout\] 'return value' looks like \(time, batch, \.\.\.\), but its "
+        r"annotation says \(batch, time, \.\.\.\): transpose it before returning",
+    ):
+        Tagger()(torch.randn(3, 6, 5))
