@@ -108,7 +108,15 @@ def lesson_example(name: str, generator: Any) -> tuple[Any, tuple[Any, ...], dic
     from torch import nn
 
     from .. import lessons
-    from ..models import CharRNN, HelloEmbedding, HelloRNN, NamesClassifier, PackedEncoder
+    from ..models import (
+        CharRNN,
+        HelloEmbedding,
+        HelloRNN,
+        NamesClassifier,
+        PackedEncoder,
+        Seq2Seq,
+        Seq2SeqAttention,
+    )
 
     lesson = lessons.get(name)
     if name == "cell-basics":
@@ -133,6 +141,11 @@ def lesson_example(name: str, generator: Any) -> tuple[Any, tuple[Any, ...], dic
         return model, (x, torch.tensor([9, 3, 6, 1])), {}
     if isinstance(model, CharRNN):
         return model, (torch.randint(0, len(model.alphabet), (4, 9), generator=generator),), {}
+    if isinstance(model, (Seq2Seq, Seq2SeqAttention)):  # the batch its pages show: 3 sources, their targets
+        vocab = model.embedding.num_embeddings
+        source = torch.randint(3, vocab, (3, 7), generator=generator)  # batch=3, source=7
+        target_in = torch.randint(3, vocab, (3, 9), generator=generator)  # batch=3, target=9
+        return model, (source, torch.tensor([7, 3, 5]), target_in), {}
     raise UsageError(f"no example batch for lesson {name!r}: trace it as package.module:factory")
 
 
