@@ -176,13 +176,45 @@ class _LayerCheck:
     def __call__(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if not _State.enabled:
             return
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             if not torch.compiler.is_exporting():  # export wants one graph: no check while it traces
                 _run_eagerly(self.check, mod, args, kwargs)
             return
+        # the fast path, a loop's repeated call: one plain tensor (and a plain state) passed positionally
+        if not kwargs and 1 <= len(args) <= 2 and _State.memo and self.kind != "mha":
+            x = args[0]
+            hx = args[1] if len(args) == 2 else None
+            if type(hx) is tuple and len(hx) == 2 and type(hx[0]) is Tensor and type(hx[1]) is Tensor:
+                h, c = hx  # an LSTM's (h, c)
+                state: Any = (h.shape, h.dtype, h.get_device(), c.shape, c.dtype, c.get_device())
+            elif hx is None or type(hx) is Tensor:
+                state = None if hx is None else (hx.shape, hx.dtype, hx.get_device())
+            else:
+                state = _UNKNOWN
+            if type(x) is Tensor and state is not _UNKNOWN:
+                w = _weight(mod)
+                key = (
+                    x.shape, x.dtype, x.get_device(), state,
+                    self.scope.stack[-1] if self.scope.stack else None,
+                    _any_autocast(),
+                    None if w is None else (w.dtype, w.get_device()),
+                )  # fmt: skip
+                if key in self.seen:
+                    if self.kind == "embedding":  # the values, not the signature, decide the range
+                        _check_index_range(self._label(mod), mod, x)
+                    return
+                self.check(mod, args, kwargs)
+                self._remember(key)
+                return
         self.check(mod, args, kwargs)
 
+    def _remember(self, key: Any) -> None:
+        if len(self.seen) > _MEMO_LIMIT:
+            self.seen.clear()
+        self.seen.add(key)
+
     def check(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The full check of one call (every argument form: keywords, lists, packed batches, attention)."""
         if (
             self.kind == "mha"
         ):  # query, key, value, masks: checked in full (the masks' values matter to torch)
@@ -201,16 +233,14 @@ class _LayerCheck:
         if _State.memo:
             sx, sh = _signature(x), _signature(hx)
             if sx is not _UNKNOWN and sh is not _UNKNOWN:
-                key = (sx, sh, batch, _autocast(w), None if w is None else (w.dtype, w.device))
+                key = ("full", sx, sh, batch, _any_autocast(), None if w is None else (w.dtype, w.device))
                 if key in self.seen:
                     if self.kind == "embedding":  # the values, not the signature, decide the range
                         _check_index_range(self._label(mod), mod, typing.cast(Tensor, x))
                     return
         self._check(mod, x, hx, batch)
         if key is not None:
-            if len(self.seen) > _MEMO_LIMIT:
-                self.seen.clear()
-            self.seen.add(key)
+            self._remember(key)
 
     def _label(self, mod: nn.Module) -> str:
         return f"{self.path or 'model'} ({type(mod).__name__}).forward()"
@@ -254,6 +284,10 @@ def _weight(mod: nn.Module) -> Tensor | None:
         if w is not None:
             return typing.cast(Tensor, w)
     return None
+
+
+_is_compiling = torch.compiler.is_compiling
+_any_autocast = torch._C._is_any_autocast_enabled  # one C call; the per-device state is read on a full check
 
 
 def _autocast(w: Tensor | None) -> bool:
