@@ -44,6 +44,7 @@ from ._devices import pytest_generate_tests as pytest_generate_tests
 from ._devices import pytest_runtest_setup as pytest_runtest_setup
 from ._devices import rnn_device as rnn_device
 from ._fixtures import RnnChecks as RnnChecks
+from ._fixtures import pytest_pyfunc_call as pytest_pyfunc_call
 from ._fixtures import rnn_budget as rnn_budget
 from ._fixtures import rnn_checks as rnn_checks
 from ._fixtures import rnn_seed as rnn_seed

@@ -3,7 +3,7 @@
 
 import random
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -26,13 +26,28 @@ def rnn_seed(request: pytest.FixtureRequest) -> int:
     """Seed python's ``random`` and torch (all devices) for this test; returns the seed.
 
     The seed is ``--rnnshapes-seed`` plus a stable per-test offset (crc32 of the node id), so a test gets
-    the same seed on every run and every xdist worker, and different tests get different ones."""
+    the same seed on every run and every xdist worker, and different tests get different ones. Under
+    pytest-randomly, which reseeds ``random`` just before each test body runs, python's ``random`` is seeded
+    again with this seed at that moment (``pytest_pyfunc_call``), so the promise holds there too."""
     seed = seed_for(request.config, request.node.nodeid)
     random.seed(seed)
     import torch
 
     torch.manual_seed(seed)
+    request.node.stash[_PYTHON_SEED] = seed
     return seed
+
+
+_PYTHON_SEED = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, Any, Any]:
+    """Right before the test body, after every ``pytest_runtest_call`` (pytest-randomly reseeds there)."""
+    seed = pyfuncitem.stash.get(_PYTHON_SEED, None)
+    if seed is not None and pyfuncitem.config.pluginmanager.has_plugin("randomly"):
+        random.seed(seed)
+    return (yield)
 
 
 @pytest.fixture

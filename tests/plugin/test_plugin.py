@@ -391,3 +391,20 @@ def test_the_device_summary_names_available_cuda_with_its_gpu_count(monkeypatch:
     assert re.fullmatch(
         r"CUDA available: \d+ GPU\(s\), torch \S+ \(CUDA \S+\)", pytest_plugin._cuda_state() or ""
     )
+
+
+def test_rnn_seed_holds_under_pytest_randomly(pytester: pytest.Pytester) -> None:
+    # pytest-randomly reseeds python's random just before each test body; rnn_seed's seed must win there
+    pytester.makepyfile(
+        """
+        import random
+
+        def test_seeded(rnn_seed):
+            first = random.random()
+            random.seed(rnn_seed)
+            assert first == random.random()
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "randomly", *QUICK)
+    result.stdout.fnmatch_lines(["Using --randomly-seed=*"])
+    result.assert_outcomes(passed=1)
