@@ -1,3 +1,4 @@
+import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
@@ -42,3 +43,19 @@ class Indexed(nn.Module):
     ) -> Float[Tensor, "batch hidden"]:
         out, h = self.rnn(self.embedding(x))
         return h[-1]
+
+
+class Seed13_1(nn.Module):
+    """The course's 13_1 classifier: (batch, time) indices, .t(), a time-first GRU, fc on the whole hidden
+    state (so it returns (1, batch, classes)). Correct code that transposes its interface on purpose."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(128, 100)
+        self.gru = nn.GRU(100, 100)
+        self.fc = nn.Linear(100, 18)
+
+    def forward(self, input):
+        hidden = torch.zeros(1, input.size(0), 100)
+        _, hidden = self.gru(self.embedding(input.t()), hidden)
+        return self.fc(hidden)

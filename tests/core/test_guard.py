@@ -13,6 +13,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnshapes import ShapeError, checks, guard
 
+from ._models import Seed13_1
+
 
 class Transposing(nn.Module):
     """A real silent bug: the embedding output is transposed before a batch_first GRU. torch runs it."""
@@ -115,21 +117,6 @@ def test_checks_off_turns_guard_off_too():
     model, x = Transposing(), torch.randint(0, 10, (3, 7))
     with guard(model), checks(False):
         assert model(x).shape == (7, 3)
-
-
-class Seed13_1(nn.Module):
-    """The course's 13_1 classifier: (batch, time) indices, transposed for a time-first GRU. Correct code."""
-
-    def __init__(self):
-        super().__init__()
-        self.embedding = nn.Embedding(128, 100)
-        self.gru = nn.GRU(100, 100)
-        self.fc = nn.Linear(100, 18)
-
-    def forward(self, input):
-        hidden = torch.zeros(1, input.size(0), 100)
-        out, hidden = self.gru(self.embedding(input.t()), hidden)
-        return self.fc(hidden)
 
 
 def test_a_model_that_transposes_its_input_on_purpose_is_never_refused():

@@ -14,6 +14,8 @@ from rnnshapes.core._trace_format import MARKDOWN_HEADER
 from rnnshapes.models import PackedEncoder
 from rnnshapes.testing import cuda_unavailable_reason
 
+from ._models import Seed13_1
+
 
 def axes(t: Trace, path: str, name: str, row: int = 0) -> str:
     """The axes of one tensor of one row, as the trace prints them."""
@@ -100,21 +102,6 @@ def test_pack_pad_lesson_lstm_state_pairs():
 
 
 # --- held-out models ---------------------------------------------------------------------------------------
-
-
-class Seed13_1(nn.Module):
-    """The course's 13_1: (batch, time) indices, .t(), a time-first GRU, and fc on the whole hidden state."""
-
-    def __init__(self):
-        super().__init__()
-        self.embedding = nn.Embedding(128, 100)
-        self.gru = nn.GRU(100, 100)
-        self.fc = nn.Linear(100, 18)
-
-    def forward(self, input):
-        hidden = torch.zeros(1, input.size(0), 100)
-        _, hidden = self.gru(self.embedding(input.t()), hidden)
-        return self.fc(hidden)
 
 
 def test_the_course_13_1_classifier_returns_layers_dirs_batch_classes():
