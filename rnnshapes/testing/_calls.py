@@ -200,6 +200,9 @@ class GradProbe:
         self.batch_first = batch_first
         self.rows: Tensor | None = None
         """For a packed token input: ``(total, 2)`` ``(example, step)`` of every row of the embedding output."""
+        self.axis_of: dict[int, int] = {}
+        """For token indices the model permutes before embedding them (``ids.t()``): the caller's axis -> the
+        embedding output's axis, so that ``batch_axis``/``time_axis`` keep meaning the input the caller passed."""
         self._repack: Any = None
         self._floats = [i for i, a in enumerate(args) if is_float(a) or _is_float_packed(a)]
         self._tokens = [i for i, a in enumerate(args) if _is_tokens(a)]
@@ -230,6 +233,8 @@ class GradProbe:
         assert self.module is not None
         what = _module_name(self.model, self.module)
         rows = "; packed rows mapped back to (example, step)" if self.rows is not None else ""
+        if self.axis_of and any(j != k for j, k in self.axis_of.items()):
+            rows += "; the model permutes the indices before embedding them, so your axes are read through it"
         if not self._floats or not self._tokens:
             return f"the output of {what} (hooked; the inputs are integer indices{rows})"
         floats = ", ".join(str(i) for i in self._floats)
@@ -289,6 +294,7 @@ class GradProbe:
                 "pass wrt=<the module whose output is the per-step input>"
             )
         self._map_packed_rows(fed[0] if fed else None, captured[0])
+        self._map_axes(fed[0] if fed else None)
         return result, captured[0]
 
     def _run_search(self, call: CallFn) -> tuple[Any, Tensor] | None:
@@ -324,7 +330,37 @@ class GradProbe:
                 "or wrt=<the module whose output is the per-step input>"
             )
         self._map_packed_rows(fed, leaf)
+        self._map_axes(fed)
         return result, leaf
+
+    def leaf_axis(self, axis: int) -> int:
+        """The embedding output's axis that holds the caller's input ``axis`` (the same unless permuted)."""
+        if not self.axis_of:
+            return axis
+        return self.axis_of.get(axis % len(self.axis_of), axis)
+
+    def _map_axes(self, fed: Tensor | None) -> None:
+        """When the hooked module was fed a permuted view of a token input (``ids.t()``), map its axes."""
+        if fed is None or fed.dim() < 2:
+            return
+        for i in self._tokens:
+            arg = self.args[i]
+            if not isinstance(arg, Tensor) or arg.dim() != fed.dim() or arg.data_ptr() != fed.data_ptr():
+                continue
+            if arg.stride() == fed.stride():
+                return  # the input itself: axes as they are
+            perm: dict[int, int] = {}
+            for k in range(fed.dim()):
+                cands = [
+                    j
+                    for j in range(arg.dim())
+                    if j not in perm and arg.shape[j] == fed.shape[k] and arg.stride(j) == fed.stride(k)
+                ]
+                if len(cands) != 1:
+                    return  # ambiguous (size-1 axes): leave the axes as given
+                perm[cands[0]] = k
+            self.axis_of = perm
+            return
 
     def _map_packed_rows(self, fed: Tensor | None, leaf: Tensor) -> None:
         """When the hooked module was fed the data of a packed token input, remember each row's (example, step)."""

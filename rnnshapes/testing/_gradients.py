@@ -84,6 +84,7 @@ def _probe(
             "or built from something else than this input; pass wrt=... or output=... to point it at the "
             "right tensors",
         )
+    in_axis = probe.leaf_axis(in_axis)  # the caller's axis, on a leaf the model may have permuted (ids.t())
     n_out = _axis_size(out, out_axis, f"{output_name(output)} ({describe(out)})")
     if probe.rows is not None:
         col = probe.rows[:, column]

@@ -249,3 +249,28 @@ def test_an_integer_mask_next_to_float_features_does_not_divert_the_probe():
     x = features(batch=3, time=4)
     found = check_batch_independence(Masked(), (x, torch.ones(3, 4, dtype=torch.long)))
     assert found.shape == (3, 3)
+
+
+def test_token_ids_the_model_transposes_are_read_in_the_callers_layout():
+    # the course's 13_1 pattern: (batch, time) ids, .t() inside, a time-first GRU; batch_axis means the caller's
+    class SentenceClassifier(nn.Module):
+        def __init__(self, leak: bool = False):
+            super().__init__()
+            self.leak = leak
+            self.embedding, self.gru, self.head = (
+                nn.Embedding(30, 8),
+                nn.GRU(8, 12, num_layers=2),
+                nn.Linear(12, 3),
+            )
+
+        def forward(self, ids):
+            emb = self.embedding(ids.t())  # (time, batch, embed)
+            _, h_n = self.gru(emb, torch.zeros(2, ids.size(0), 12))
+            out = self.head(h_n[-1])  # (batch, classes)
+            return out + out.mean(0) if self.leak else out
+
+    x = torch.randint(1, 30, (4, 7))
+    influence = check_batch_independence(SentenceClassifier(), x)
+    assert influence.shape == (4, 4)
+    with pytest.raises(CheckFailed, match=r"permutes the indices before embedding them"):
+        check_batch_independence(SentenceClassifier(leak=True), x)
