@@ -207,15 +207,22 @@ class GradProbe:
         self._floats = [i for i, a in enumerate(args) if is_float(a) or _is_float_packed(a)]
         self._tokens = [i for i, a in enumerate(args) if _is_tokens(a)]
         self._search = False  # look for the embedding the token inputs go through
+        self._want: int | None = None  # wrt=<a token input>: the embedding call that reads this input
+        self._read: int | None = None  # the token input whose embedding output is the leaf (when known)
         if isinstance(wrt, nn.Module):
             self.module = wrt
         elif isinstance(wrt, int):
-            if wrt not in self._floats:
+            if wrt in self._tokens and _embeddings(model):
+                self._want = wrt
+                self._search = True
+            elif wrt not in self._floats:
                 raise ValueError(
-                    f"wrt={wrt} must index a floating-point input, but the inputs are {describe(args)}"
+                    f"wrt={wrt} must index a floating-point input, or token indices that an nn.Embedding of "
+                    f"the model reads, but the inputs are {describe(args)}"
                 )
-            self.position = wrt
-        elif self._tokens and self._floats and _embeddings(model):
+            else:
+                self.position = wrt
+        elif self._tokens and _embeddings(model):
             self._search = True
         elif self._floats:
             self.position = self._floats[0]
@@ -235,6 +242,8 @@ class GradProbe:
         rows = "; packed rows mapped back to (example, step)" if self.rows is not None else ""
         if self.axis_of and any(j != k for j, k in self.axis_of.items()):
             rows += "; the model permutes the indices before embedding them, so your axes are read through it"
+        if self._read is not None and len(self._tokens) > 1:
+            return f"the output of {what} where it reads input {self._read} (hooked; token indices{rows})"
         if not self._floats or not self._tokens:
             return f"the output of {what} (hooked; the inputs are integer indices{rows})"
         floats = ", ".join(str(i) for i in self._floats)
@@ -264,9 +273,17 @@ class GradProbe:
             found = self._run_search(call)
             if found is not None:
                 return found
-            self._search = False  # no embedding took the token inputs: the first float input it is
-            self.position = self._floats[0]
-            self._prepare_input()
+            self._search = False
+            if self._want is not None:
+                raise ValueError(
+                    f"wrt={self._want}: no nn.Embedding of the model read input {self._want} (or a view of it) "
+                    "in one call of the model; pass wrt=<the module whose output carries its batch and time axes>"
+                )
+            if self._floats:  # no embedding took the token inputs: the first float input it is
+                self.position = self._floats[0]
+                self._prepare_input()
+            else:
+                self.module = _first_embedding(self.model, tuple(self.args))
         if self.module is None:
             assert self.leaf is not None
             return call(self.model, *self.args), self.leaf
@@ -298,19 +315,42 @@ class GradProbe:
         return result, captured[0]
 
     def _run_search(self, call: CallFn) -> tuple[Any, Tensor] | None:
-        """Hook every embedding; differentiate at the first one fed a tensor shaped like a token input."""
-        shapes = {tuple(_token_data(self.args[i]).shape) for i in self._tokens}
-        runs: dict[nn.Module, int] = {}
-        captured: list[tuple[nn.Module, Tensor, Tensor]] = []
+        """Hook every embedding; differentiate at the call that reads a token input.
+
+        The call is found by the tensor it is fed: the token input itself or a view of all of it (``ids.t()``,
+        ``packed.data``), else (no ``wrt``) the first call fed a tensor shaped like a token input (a copy). An
+        embedding shared by several inputs (a seq2seq model's source and target) may run once per input: only
+        the call that reads the chosen input is hooked, and it must read it exactly once."""
+        wanted = [self._want] if self._want is not None else self._tokens
+        datas = {i: _token_data(self.args[i]) for i in wanted}
+        shapes = {tuple(d.shape) for d in datas.values()}
+        reads: dict[tuple[nn.Module, int], int] = {}
+        captured: list[tuple[nn.Module, int, Tensor, Tensor]] = []
+
+        def input_of(t: Tensor) -> int | None:
+            for i, d in datas.items():
+                if (
+                    t.device == d.device
+                    and t.data_ptr() == d.data_ptr()
+                    and t.numel() == d.numel()
+                    and sorted(t.shape) == sorted(d.shape)
+                ):
+                    return i
+            if self._want is None and tuple(t.shape) in shapes:
+                return -1  # a copy shaped like a token input
+            return None
 
         def hook(module: nn.Module, inp: Any, out: Any) -> Any:
-            runs[module] = runs.get(module, 0) + 1
-            if captured or not isinstance(out, Tensor) or not inp or not isinstance(inp[0], Tensor):
+            if not isinstance(out, Tensor) or not inp or not isinstance(inp[0], Tensor):
                 return None
-            if tuple(inp[0].shape) not in shapes:
+            which = input_of(inp[0])
+            if which is None:
+                return None
+            reads[(module, which)] = reads.get((module, which), 0) + 1
+            if captured:
                 return None
             leaf = out.detach().requires_grad_(True)
-            captured.append((module, inp[0], leaf))
+            captured.append((module, which, inp[0], leaf))
             return leaf
 
         handles = [m.register_forward_hook(hook) for m in _embeddings(self.model)]
@@ -321,13 +361,20 @@ class GradProbe:
                 handle.remove()
         if not captured:
             return None
-        self.module, fed, leaf = captured[0]
-        if runs[self.module] != 1:
+        self.module, which, fed, leaf = captured[0]
+        self._read = which if which >= 0 else None
+        if reads[(self.module, which)] != 1:
+            what = f"input {which}" if which >= 0 else "a tensor shaped like the token input"
+            other = (
+                f"pass wrt={self._floats[0]} to differentiate the float input instead, or "
+                if self._floats
+                else ""
+            )
             raise ValueError(
-                f"{_module_name(self.model, self.module)} ran {runs[self.module]} times in one call of the "
-                "model; the check needs it to run exactly once (over the whole batch) to take gradients with "
-                f"respect to its output. Pass wrt={self._floats[0]} to differentiate the float input instead, "
-                "or wrt=<the module whose output is the per-step input>"
+                f"{_module_name(self.model, self.module)} read {what} {reads[(self.module, which)]} times in one "
+                "call of the model; the check needs it read exactly once (over the whole batch) to take "
+                f"gradients with respect to the embedding's output. {other.capitalize() or 'Pass '}"
+                "wrt=<the module whose output is the per-step input>"
             )
         self._map_packed_rows(fed, leaf)
         self._map_axes(fed)

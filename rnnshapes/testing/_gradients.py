@@ -266,8 +266,11 @@ def check_batch_independence(
             or a PackedSequence of them), the output of the ``nn.Embedding`` they go through (captured with a
             forward hook; its axes are the index tensor's plus ``embed``; for packed indices, ``emb(packed.data)``,
             its rows are mapped back to their examples), even next to a float input such as ``h0`` (pass
-            ``wrt=1`` to look at that one instead). An int picks an input by position; a module picks that
-            module's output (it must run exactly once).
+            ``wrt=1`` to look at that one instead). An int picks an input by position: for token indices,
+            the output of the embedding call that reads that input, so an embedding shared by several inputs
+            (a seq2seq model's source and target) works: ``wrt=0`` the source, ``wrt=2`` the target of
+            ``model(source, lengths, target_in)``. A module picks that module's output (it must run exactly
+            once).
         batch_axis: the batch axis of that input (0 for batch_first, 1 for time-first sequences).
         output_batch_axis: the batch axis of the output; default ``batch_axis``. Use 1 for a hidden state
             ``layers*dirs batch hidden``.
