@@ -150,12 +150,15 @@ class _Seq2SeqBase(nn.Module):
         """Greedy decoding of a whole batch: each row stops at its own EOS.
 
         From BOS, the decoder is run one step at a time on every row, each fed its own previous argmax. A row
-        that has produced EOS gets PAD from then on, and the loop ends when every row has produced EOS (or
-        after ``max_length`` steps; default: the model's ``max_target``).
+        ends at its EOS, or after ``2 * lengths[i] + 1`` steps: a restored line is its source's characters
+        with at most a space after each, so it has at most ``2 * lengths[i]`` characters (in the lessons'
+        data the longest is ``2 * lengths[i] - 2``); a model that has not learned where lines end would
+        otherwise write on to ``max_length``. An ended row gets PAD from then on, and the loop ends when every
+        row has ended (or after ``max_length`` steps; default: the model's ``max_target``).
 
         Returns:
             ``(tokens, lengths)``: the indices ``(N, T)``, EOS included, PAD after it, and each row's length
-            before its EOS ``(N,)`` (``max_length`` where none came).
+            before its EOS ``(N,)`` (the number of characters written where no EOS came).
         """
         steps = self.max_target if max_length is None else max_length
         memory, hidden = self.encode(source, lengths)
@@ -163,15 +166,16 @@ class _Seq2SeqBase(nn.Module):
         batch = source.shape[0]
         token = torch.full((batch, 1), BOS, dtype=torch.long, device=source.device)  # (batch, target=1)
         done = torch.zeros(batch, dtype=torch.bool, device=source.device)
-        out_lengths = torch.full((batch,), steps, dtype=torch.long, device=source.device)
+        limit = (2 * lengths.to(source.device) + 1).clamp(max=steps)  # (batch,): the most steps of each row
+        out_lengths = limit.clone()
         produced: list[Tensor] = []
         for t in range(steps):
             logits, hidden, _ = self._decode(token, hidden, memory, mask)  # logits: (batch, 1, vocab)
-            token = logits.argmax(-1).masked_fill(done[:, None], PAD)  # (batch, 1): PAD after a row's EOS
+            token = logits.argmax(-1).masked_fill(done[:, None], PAD)  # (batch, 1): PAD after a row's end
             produced.append(token)
             ended = (token[:, 0] == EOS) & ~done
             out_lengths = torch.where(ended, t, out_lengths)
-            done = done | ended
+            done = done | ended | (t + 1 >= limit)
             if bool(done.all()):
                 break
         return torch.cat(produced, dim=1), out_lengths

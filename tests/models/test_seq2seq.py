@@ -103,6 +103,27 @@ def test_greedy_stops_each_row_at_its_own_eos():
     assert capped.shape == (5, 4) and capped_lengths.tolist() == [3, 1, 4, 2, 4]  # 4: no EOS came
 
 
+class EndlessDecoder(CountingDecoder):
+    """Writes "x" forever: a model that has not learned where lines end."""
+
+    def _decode(self, target_in, hidden, memory, mask):
+        logits, hidden, weights = super()._decode(target_in, hidden, memory, mask)
+        logits[..., EOS] = -1.0
+        return logits, hidden, weights
+
+
+def test_greedy_ends_a_row_without_eos_at_twice_its_source_plus_one():
+    sources = ["abc", "a", "abcdefghijklmnopqrstuvwxyzabcdef"]  # 3, 1, 32 characters; max_target 20
+    batch = encode_pairs([Pair(s, s) for s in sources])
+    m = EndlessDecoder(**SMALL).eval()
+    with torch.no_grad():
+        tokens, lengths = m.greedy(batch.source, batch.source_lengths)
+    assert lengths.tolist() == [7, 3, 20]
+    assert tokens.shape == (3, 20)
+    assert (tokens[0, 7:] == PAD).all() and (tokens[1, 3:] == PAD).all()
+    assert m.restore(["ab"]) == ["xxxxx"]
+
+
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
 def test_greedy_rows_end_at_eos_and_do_not_depend_on_the_batch(cls):
     g = torch.Generator().manual_seed(0)
@@ -114,13 +135,17 @@ def test_greedy_rows_end_at_eos_and_do_not_depend_on_the_batch(cls):
     with torch.no_grad():
         m.head.bias[EOS] += 1.0  # an untrained model: EOS now and then
         tokens, lengths = m.greedy(batch.source, batch.source_lengths)
-    for row, n in zip(tokens, lengths.tolist(), strict=True):
-        if n < m.max_target:
+    limits = (2 * batch.source_lengths + 1).clamp(max=m.max_target).tolist()
+    columns = []
+    for row, n, limit in zip(tokens, lengths.tolist(), limits, strict=True):
+        assert n <= limit
+        if n < limit:
             assert row[n] == EOS
             assert (row[n + 1 :] == PAD).all()  # nothing after a row's EOS
         assert (row[:n] != EOS).all() and (row[:n] != PAD).all()
-    # the loop ends when the last row has ended: at most one column after the longest row's EOS
-    assert tokens.shape[1] == min(int(lengths.max()) + 1, m.max_target)
+        columns.append(n + 1 if n < limit else n)
+    # the loop ends when the last row has ended: with its EOS, or at its length limit
+    assert tokens.shape[1] == max(columns)
     # each row as decoded alone: batching changes nothing
     with torch.no_grad():
         for i in range(len(sources)):
