@@ -11,6 +11,7 @@ one torch thread they stand for the wall clock of an idle machine, which a loade
 seconds are recorded beside them, with the load average.
 
     python benchmarks/sweep_seq2seq.py [--seeds 4] [--lesson seq2seq-attention] [--json out.json]
+    python benchmarks/sweep_seq2seq.py --seeds 1 --steps 3000 --json benchmarks/results/seq2seq/long.json
 
 The lesson data must be findable (``RNNSHAPES_DATA``). Writes benchmarks/results/seq2seq/sweep.json by
 default; ``scripts/plot_seq2seq.py`` draws the length plot of the 14_2 docs page from it.
@@ -43,8 +44,19 @@ def cpu_clock() -> types.SimpleNamespace:
     return types.SimpleNamespace(perf_counter=time.process_time)
 
 
-def run_one(name: str, seed: int) -> dict[str, Any]:
+def run_one(name: str, seed: int, steps: int | None = None) -> dict[str, Any]:
     lesson = lessons.get(name)
+    if steps is not None:  # a longer budget, the lesson's schedule stretched to it (not the docs' run)
+        import dataclasses
+
+        budget = dataclasses.replace(
+            lesson.budget,
+            max_steps=steps,
+            max_seconds=20 * steps,
+            eval_every=steps // 6,
+            eval_from=steps // 2,
+        )
+        lesson = dataclasses.replace(lesson, budget=budget)
     load_before = [round(x, 2) for x in os.getloadavg()]
     wall = time.perf_counter()
     real_time = _fit.time
@@ -64,7 +76,7 @@ def run_one(name: str, seed: int) -> dict[str, Any]:
         for p in result.curve
     ]
     hit = next((p for p in result.curve if lesson.target.met(p.metrics)), None)
-    if seed == 0:
+    if seed == 0 and steps is None:
         record_docs_run(lesson, result)
     assert result.model is not None
     _, held_out = lesson_pairs()
@@ -178,12 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--lesson", action="append", choices=LESSONS)
     parser.add_argument("--json", type=Path, default=OUT)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="train this many steps instead of the lesson's budget (write to another --json)",
+    )
     args = parser.parse_args(argv)
     previous = json.loads(args.json.read_text()) if args.json.is_file() else {"runs": []}
     runs = [r for r in previous["runs"]]
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.lesson or LESSONS:
-            row = run_one(name, seed)
+            row = run_one(name, seed, args.steps)
             runs = [r for r in runs if (r["lesson"], r["seed"]) != (name, seed)] + [row]
             print(
                 f"{name:18s} seed {seed}: {row['steps']} steps, {row['cpu_seconds']:.1f} CPU s "

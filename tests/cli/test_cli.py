@@ -24,8 +24,8 @@ def test_time_goals_are_reported_against_the_device_type():
     from rnnshapes.cli import _time_goal
 
     names = lessons.get("names")
-    assert _time_goal(names, "cpu", 29.9) == "<= 30 s: yes"
-    assert _time_goal(names, "cpu", 44.4) == "<= 30 s: no"
+    assert _time_goal(names, "cpu", 14.9) == "<= 15 s: yes"
+    assert _time_goal(names, "cpu", 21.9) == "<= 15 s: no"
     assert _time_goal(names, "cuda", 1.9) == "<= 5 s: yes"
     assert _time_goal(lessons.get("hello-step"), "cpu", 0.1) == "-"
 
