@@ -17,7 +17,7 @@ def test_lessons_lists_every_lesson_with_its_target(capsys):
         assert name in out
     assert "accuracy >= 0.85" in out and "loss <= 2" in out
     assert "525 steps (stop at 600 s)" in out and "50 steps " in out and "inf" not in out
-    assert "30 s cpu, 5 s cuda" in out and "60 s cpu" in out  # the time goals, shown next to the budgets
+    assert "15 s cpu, 5 s cuda" in out and "60 s cpu" in out  # the time goals, shown next to the budgets
 
 
 def test_time_goals_are_reported_against_the_device_type():

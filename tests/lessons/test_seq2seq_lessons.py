@@ -17,8 +17,8 @@ from rnnshapes.train import Budget, Target
 MINI_SOURCE = 12
 MINI_STEPS = 400
 # measured at seeds 0-3 (12-16 CPU s each), greedy decoding ending each row at its EOS or 2*source+1 steps:
-# held-out CER 0.62-0.69 at step 300 and 0.52-0.58 at step 400, training loss 0.20-0.29 at step 400 (3.1 at
-# step 100). The held-out short lines are the unusual ones (every line seen in training is dropped from them,
+# held-out CER 0.62-0.69 at step 300 and 0.52-0.58 at step 400; training loss 0.46-0.56 at step 300 (where
+# every seed meets the goal and the run stops), 0.20-0.29 at step 400, 3.1 at step 100. The held-out short lines are the unusual ones (every line seen in training is dropped from them,
 # so "ROMEO:" and its kind are gone): the error rate says it learns, the training loss how far. The goal is
 # the worst final error rate + 0.12.
 MINI_CER = 0.7
@@ -45,7 +45,7 @@ def mini(name: str) -> lessons.Lesson:
 def test_attention_lesson_converges_on_short_lines():
     result = mini("seq2seq-attention").run(seed=0, progress=False)
     assert result.reached, (result.final, [p.metrics for p in result.curve])
-    assert result.curve[-1].train_loss < 0.5
+    assert result.curve[-1].train_loss < 0.8
 
 
 def test_the_lessons_share_their_data_and_recipe_and_differ_in_the_model():
