@@ -219,6 +219,8 @@ class _LayerCheck:
             self.kind == "mha"
         ):  # query, key, value, masks: checked in full (the masks' values matter to torch)
             self.mha_args = {**dict(zip(_MHA_ARGS, args, strict=False)), **kwargs}
+            if any(getattr(self.mha_args.get(n), "is_nested", False) for n in ("query", "key", "value")):
+                return  # nested tensors (torch's fast path): no fixed (batch, time) axes to check
             self._check(
                 mod, self.mha_args.get("query"), None, self.scope.stack[-1] if self.scope.stack else None
             )
@@ -265,6 +267,7 @@ class _LayerCheck:
                 ctx.memo[name] = size
                 ctx.org[name] = ("self", "", -1, False, ())
             batched = not (isinstance(x, Tensor) and x.dim() == 2)
+            ctx.call_args = self.mha_args  # the hints read the whole call (is it batched, which layout fits)
             values = self.mha_args
             _check_args(ctx, [(spec, name, values.get(name)) for name, spec in _mha_specs(mha, batched)])
             return

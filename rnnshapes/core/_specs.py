@@ -257,6 +257,7 @@ class Context:
         "ref_tensor",
         "label",
         "autocast",
+        "call_args",
     )
 
     def __init__(
@@ -278,6 +279,7 @@ class Context:
         self.ref_tensor: tuple[str, Tensor] | None = None
         self.label: str | None = None  # set by guard: "model.rnn (GRU).forward()"
         self.autocast = False  # torch.autocast is on for the weights' device: floating dtypes may differ
+        self.call_args: dict[str, Any] | None = None  # guard, nn.MultiheadAttention: the call's arguments
 
     @property
     def where(self) -> str:

@@ -74,6 +74,24 @@ def test_the_batch_first_trap_gets_its_hint():
 
 
 @pytest.mark.parametrize(
+    "key, value",
+    [
+        ((7, 2, 8), (7, 2, 8)),  # key and value batch 2 against the query's 3
+        ((7, 3, 8), (6, 3, 8)),  # value 6 steps against the key's 7
+    ],
+)
+def test_a_true_batch_or_source_mismatch_gets_no_layout_advice(key, value):
+    """Transposing or flipping batch_first would not make these calls run (and would break right ones)."""
+    mha = nn.MultiheadAttention(8, 2)  # (target, batch, embed)
+    args = torch.randn(5, 3, 8), torch.randn(*key), torch.randn(*value)
+    with pytest.raises((RuntimeError, AssertionError)):
+        nn.MultiheadAttention(8, 2)(*args)
+    with guard(mha), pytest.raises(ShapeError) as info:
+        mha(*args)
+    assert "should be" in str(info.value) and "[mha-layout]" not in str(info.value)
+
+
+@pytest.mark.parametrize(
     "kw",
     [
         {"key_padding_mask": torch.zeros(7, 3, dtype=torch.bool)},  # (source, batch)
