@@ -214,7 +214,8 @@ def _check_inner(spec: _Spec, value: Any, arg: str, ctx: Context) -> None:
                 ctx.memo.update(saved)
                 ctx.org.clear()
                 ctx.org.update(saved_org)
-                first = first or m
+                if first is None or (first.reason == "dtype" and m.reason != "dtype"):
+                    first = m  # an option of the right dtype explains a mismatch better than one of another
                 continue
             return
         assert first is not None

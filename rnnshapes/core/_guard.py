@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from jaxtyping import AbstractDtype, Float, Inexact, Shaped
+from jaxtyping import AbstractDtype, Bool, Float, Inexact
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
@@ -101,7 +101,13 @@ def _mha_specs(mod: nn.MultiheadAttention, batched: bool) -> tuple[tuple[str, _S
 @functools.cache
 def _attention_specs(k: str, v: str, batch_first: bool, batched: bool) -> tuple[tuple[str, _Spec], ...]:
     per_head = "heads" if not batched else "batch*heads"  # a 3-D attn_mask: one (target, source) per head
-    attn: Any = Shaped[Tensor, "target source"] | Shaped[Tensor, f"{per_head} target source"] | None
+    attn: Any = (
+        Bool[Tensor, "target source"]
+        | Float[Tensor, "target source"]
+        | Bool[Tensor, f"{per_head} target source"]
+        | Float[Tensor, f"{per_head} target source"]
+        | None
+    )  # torch takes bool or floating masks only
     if not batched:
         lead_q, lead_s, mask = "target", "source", " source"
     elif batch_first:
@@ -112,7 +118,7 @@ def _attention_specs(k: str, v: str, batch_first: bool, batched: bool) -> tuple[
         ("query", _spec(Float[Tensor, f"{lead_q} embed"])),
         ("key", _spec(Float[Tensor, f"{lead_s} {k}"])),
         ("value", _spec(Float[Tensor, f"{lead_s} {v}"])),
-        ("key_padding_mask", _spec(Shaped[Tensor, mask] | None)),
+        ("key_padding_mask", _spec(Bool[Tensor, mask] | Float[Tensor, mask] | None)),
         ("attn_mask", _spec(attn)),
     )
 
@@ -269,7 +275,17 @@ class _LayerCheck:
             batched = not (isinstance(x, Tensor) and x.dim() == 2)
             ctx.call_args = self.mha_args  # the hints read the whole call (is it batched, which layout fits)
             values = self.mha_args
-            _check_args(ctx, [(spec, name, values.get(name)) for name, spec in _mha_specs(mha, batched)])
+            specs = _mha_specs(mha, batched)
+            # query, key and value: the weights' device and dtype (any floating dtype under autocast)
+            w = _weight(mha)
+            ctx.weight, ctx.weight_origin, ctx.autocast = w, "self.in_proj_weight", _autocast(w)
+            if mha.in_proj_weight is None:
+                ctx.weight_origin = "self.q_proj_weight"
+            _check_args(ctx, [(spec, name, values.get(name)) for name, spec in specs[:3]])
+            # the masks: bool or floating, not the weights' dtype (which floating dtypes torch takes depends on
+            # the path it runs: need_weights, is_causal, the other mask; not checked, see the shapes page)
+            ctx.weight = None
+            _check_args(ctx, [(spec, name, values.get(name)) for name, spec in specs[3:]])
             return
         unbatched_ndim = 2 if kind in ("rnn", "lstm") else 1
         if isinstance(x, Tensor) and x.dim() == unbatched_ndim and self.allow_unbatched:

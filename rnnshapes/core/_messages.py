@@ -51,7 +51,7 @@ HINTS: dict[str, str] = {
     "guard-batch": "a guarded layer that runs on another batch than the model's input",
     "dataparallel-hidden": "a state or packed batch split on dim 0 by nn.DataParallel",
     "mha-layout": "attention inputs in the other layout than the layer's batch_first",
-    "attention-mask": "an attention mask of the wrong shape",
+    "attention-mask": "an attention mask of the wrong shape or dtype",
 }
 """Every hint a ShapeError can carry: key -> the mistake it explains (the docs' catalogue executes each)."""
 
@@ -165,6 +165,13 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
                 out.append(
                     f"[dtype] '{arg}' is complex and this layer is real: pass {arg}.real, or build the layer "
                     f"with dtype={value.dtype}."
+                )
+            elif hasattr(ctx.module, "num_heads") and arg in ("key_padding_mask", "attn_mask"):
+                out.append(
+                    f"[attention-mask] a mask is bool (True where attention is NOT allowed) or floating (added to "
+                    f"the scores: -inf blocks, 0 allows). From a 0/1 integer mask: pass ({arg} == 0) if 1 marks "
+                    f"the positions to keep (a Hugging Face attention_mask), {arg}.bool() if 1 marks padding; "
+                    f"not {arg}.float(), which adds 1 to the scores and blocks nothing."
                 )
             elif not spec.integer and not value.is_floating_point():
                 if value.dim() == want_ndim - 1:
@@ -506,7 +513,10 @@ def compose(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> st
     elif reason == "dtype":
         assert isinstance(inner_spec, TensorSpec)
         lines.append(head + "has the wrong dtype.")
-        lines.append(f"  expected: {_DTYPE_WORDS.get(inner_spec.dtype_label, inner_spec.dtype_label)}")
+        words = _DTYPE_WORDS.get(inner_spec.dtype_label, inner_spec.dtype_label)
+        if hasattr(ctx.module, "num_heads") and arg in ("key_padding_mask", "attn_mask"):
+            words = "torch.bool, or a floating dtype (float32, float64, float16, bfloat16)"  # Bool | Float
+        lines.append(f"  expected: {words}")
         lines.append(f"  actual:   {_describe(inner_value)}")
     elif reason == "packed-batch":
         lines.append(head + "has the wrong batch size.")

@@ -109,3 +109,38 @@ def test_masks_of_the_wrong_shape_are_shape_errors_with_the_shapes_that_work(kw)
         pytest.raises(ShapeError, match=r"\[attention-mask\].*repeat_interleave\(heads, dim=0\)"),
     ):
         mha(q, k, v, **kw)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.uint8, torch.int32])
+@pytest.mark.parametrize("name", ["key_padding_mask", "attn_mask"])
+def test_an_integer_mask_is_a_dtype_error_whose_hint_keeps_its_meaning(name, dtype):
+    """torch takes bool or floating masks; .float() of a 0/1 mask would add 1 to the scores and block nothing."""
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    q, k, v = _inputs(bf=True)
+    mask = torch.zeros((3, 7) if name == "key_padding_mask" else (5, 7), dtype=dtype)
+    with pytest.raises((RuntimeError, AssertionError)):
+        nn.MultiheadAttention(8, 2, batch_first=True)(q, k, v, **{name: mask})
+    with (
+        guard(mha),
+        pytest.raises(
+            ShapeError,
+            match=rf"(?s)'{name}' has the wrong dtype.*expected: torch.bool, or a floating dtype.*"
+            rf"\[attention-mask\].*\({name} == 0\) if 1 marks the positions to keep.*{name}\.bool\(\) if 1 marks padding",
+        ),
+    ):
+        mha(q, k, v, **{name: mask})
+
+
+def test_query_key_value_take_the_weights_dtype_except_under_autocast():
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    q, k, v = (t.double() for t in _inputs(bf=True))
+    with pytest.raises(RuntimeError):
+        nn.MultiheadAttention(8, 2, batch_first=True)(q, k, v)
+    with guard(mha):
+        with pytest.raises(
+            ShapeError, match=r"(?s)'query' has a different dtype from the weights.*self\.in_proj_weight"
+        ):
+            mha(q, k, v)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            b = tuple(t.bfloat16() for t in _inputs(bf=True))
+            mha(*b)  # autocast casts per op: torch runs it, so guard does
