@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
 from ._calls import (
     CallFn,
@@ -22,6 +23,7 @@ from ._calls import (
     selector,
     weights_like,
 )
+from ._errors import warn_vacuous
 
 _RNN_WEIGHT = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
 
@@ -225,6 +227,12 @@ def check_every_parameter_learns(
     select = selector(output)
     ran: set[int] = set()
     hooks = [m.register_forward_pre_hook(lambda m, _: ran.add(id(m))) for m in model.modules()]
+    steps: dict[nn.Module, bool] = {}  # recurrent module -> did it ever run past one step from a zero state
+    hooks += [
+        m.register_forward_pre_hook(_step_recorder(steps), with_kwargs=True)
+        for m in model.modules()
+        if isinstance(m, (nn.RNNBase, nn.RNNCellBase))
+    ]
     try:
         with mode(model, train), torch.enable_grad():
             result = (call or default_call)(model, *args)
@@ -256,6 +264,22 @@ def check_every_parameter_learns(
         sizes[name] = float(grad.detach().abs().max()) if grad.numel() else 0.0
         if not sizes[name] > 0:
             status[name] = ZERO_GRADIENT
+    one_step = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.RNNBase, nn.RNNCellBase)) and steps.get(m) is False
+    ]
+    unseen = sorted(
+        n for n in status if status[n] == ZERO_GRADIENT and _hidden_weight_of(n, one_step)
+    )  # h0 = 0 multiplies weight_hh: one step from a zero state gives it no gradient, in a correct model too
+    if unseen:
+        warn_vacuous(
+            f"check_every_parameter_learns: {', '.join(one_step) or 'the model'} ran one step from a zero state, "
+            f"so {', '.join(unseen)} (the weights applied to the previous state) cannot get a gradient from "
+            "these inputs and were not judged. Give sequences of 2 or more steps (or a non-zero initial state)"
+        )
+        for n in unseen:
+            del status[n]
     if status:
         groups = group_parameters(model, status)
         lines = [group.line(status) for group in groups]
@@ -270,6 +294,35 @@ def check_every_parameter_learns(
             _hint(groups, status, ran),
         )
     return sizes
+
+
+def _step_recorder(steps: dict[nn.Module, bool]) -> Callable[..., None]:
+    """A pre-hook recording, per recurrent module, whether any call ran more than one step or from a state that
+    is not all zeros (then its hidden-to-hidden weights can get a gradient)."""
+
+    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        x = args[0] if args else kwargs.get("input")
+        hx = args[1] if len(args) > 1 else kwargs.get("hx")
+        states = [t for t in (hx if isinstance(hx, (tuple, list)) else (hx,)) if isinstance(t, Tensor)]
+        if isinstance(module, nn.RNNCellBase):
+            n = 1
+        elif isinstance(x, PackedSequence):
+            n = len(x.batch_sizes)
+        elif isinstance(x, Tensor):
+            batched = x.dim() == 3
+            n = int(x.shape[1 if batched and getattr(module, "batch_first", False) else 0])
+        else:
+            n = 2  # unknown: assume the hidden weights can learn
+        more = n > 1 or any(bool(t.detach().ne(0).any()) for t in states)
+        steps[module] = steps.get(module, False) or more
+
+    return hook
+
+
+def _hidden_weight_of(name: str, modules: list[str]) -> bool:
+    """Whether parameter ``name`` is a hidden-to-hidden weight of one of ``modules`` (weight_hh_l0, ...)."""
+    prefix, _, leaf = name.rpartition(".")
+    return prefix in modules and re.fullmatch(r"weight_hh(_l\d+(_reverse)?)?", leaf) is not None
 
 
 class GradientWatch:

@@ -279,13 +279,23 @@ def check_padding_invariance(
                     problems.append(replace(problem, score=largest_difference(got, want)))
     if problems:
         pairs = len(variants) * n
+        hint = (
+            "the model reads padded steps: pack the batch (pack_padded_sequence with the lengths) or mask "
+            "padded steps, and take the last VALID step (lengths-1) or h_n instead of out[:, -1]; an "
+            "nn.Embedding's padding_idx alone does not stop an RNN from stepping through padding"
+        )
+        if not x.is_floating_point() and all(p.short.startswith("[the existing padding") for p in problems):
+            hint = (
+                "only overwriting the padding with other token values changes the results (more padding of "
+                f"{pad_value:g} does not): if the model finds its padding by value (lengths = (x != "
+                f"{pad_value:g}).sum(1)), that is right, and scramble=False checks what it promises; else "
+                + hint
+            )
         raise fail(
             f"padding changes the results: {len(problems)} of {pairs} (variant, example) pairs differ.",
             f"{output_name(output)}, batch axis {ob}; each example against the same example of the original "
             f"batch, on {_where(ot)}:\n" + "\n".join(worst(problems, noun="more pairs")),
-            "the model reads padded steps: pack the batch (pack_padded_sequence with the lengths) or mask "
-            "padded steps, and take the last VALID step (lengths-1) or h_n instead of out[:, -1]; an "
-            "nn.Embedding's padding_idx alone does not stop an RNN from stepping through padding",
+            hint,
         )
 
 

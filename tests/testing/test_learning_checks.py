@@ -170,3 +170,36 @@ def test_check_converges_watches_the_model_it_is_given():
         not unwatched.watched and unwatched.no_gradient == [] and unwatched.as_record()["no_gradient"] is None
     )
     assert all(not p._backward_hooks for p in model.parameters())  # the hooks are removed after
+
+
+@pytest.mark.parametrize(
+    "model, x",
+    [
+        (nn.GRU(H_IN, HIDDEN, batch_first=True), features(time=1)),
+        (nn.LSTM(H_IN, HIDDEN, num_layers=2, bidirectional=True), features(time=1).transpose(0, 1)),
+        (nn.GRUCell(H_IN, HIDDEN), features(time=1)[:, 0]),
+    ],
+    ids=["gru", "lstm-2-layers-bidirectional", "gru-cell"],
+)
+def test_one_step_from_a_zero_state_is_vacuous_for_the_hidden_weights_not_a_failure(model, x):
+    """h0 = 0 multiplies weight_hh: one step gives it no gradient in a correct model (a stranger test found this
+    false alarm); the check says so and judges every other parameter."""
+    from rnnshapes.testing import VacuousCheckWarning
+
+    with pytest.warns(VacuousCheckWarning, match=r"ran one step from a zero state, so weight_hh"):
+        sizes = check_every_parameter_learns(model, x)
+    assert all(v > 0 for n, v in sizes.items() if "weight_hh" not in n)
+
+
+def test_one_step_still_fails_what_one_step_can_show():
+    class LastOfBidirectional(nn.Module):  # h_n[-1]: the backward direction only
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(H_IN, HIDDEN, bidirectional=True, batch_first=True)
+            self.head = nn.Linear(HIDDEN, CLASSES)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[1][-1])
+
+    with pytest.warns(Warning), pytest.raises(CheckFailed, match=r"rnn \(GRU\) layer 0, forward direction"):
+        check_every_parameter_learns(LastOfBidirectional(), features(time=1))

@@ -112,3 +112,28 @@ def test_bad_lengths_are_refused():
     ):
         check_packed_matches_unbatched(PackedClassifier(), padded(), torch.tensor([4, 5, 3]))
     assert H_IN == padded().shape[-1]
+
+
+class PadByValue(torch.nn.Module):
+    """Finds its padding by value (token 0), as many models do: right for padding of 0, whatever else is there."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(20, 6, padding_idx=0)
+        self.rnn = torch.nn.GRU(6, 8, batch_first=True)
+
+    def forward(self, x):
+        packed = pack_padded_sequence(self.emb(x), (x != 0).sum(1), batch_first=True, enforce_sorted=False)
+        return self.rnn(packed)[1][-1]
+
+
+def test_a_model_that_finds_padding_by_value_is_told_about_scramble():
+    x = torch.tensor([[3, 4, 5, 0], [6, 7, 0, 0], [8, 9, 1, 2]])
+    lengths = torch.tensor([3, 2, 4])
+    torch.manual_seed(0)
+    model, call = PadByValue(), (lambda m, x, lengths: m(x))
+    check_padding_invariance(model, x, lengths, call=call, scramble=False)  # what it promises
+    with pytest.raises(
+        CheckFailed, match=r"(?s)only overwriting the padding with other token values.*scramble=False"
+    ):
+        check_padding_invariance(model, x, lengths, call=call)
