@@ -21,6 +21,7 @@ from ._calls import (
     mode,
     output_name,
     selector,
+    tensor_leaves,
     weights_like,
 )
 from ._errors import warn_vacuous
@@ -291,9 +292,22 @@ def check_every_parameter_learns(
             f"({dead} of {total} values, {100 * dead / total:.0f}%), so they never learn.",
             f"one backward pass from {output_name(output)} {describe(out)} in {'train' if train else 'eval'} "
             "mode; the parameters without gradient:\n" + "\n".join(f"  {line}" for line in shown),
-            _hint(groups, status, ran),
+            _hint(groups, status, ran)
+            + (_other_outputs(result, output) if any(g.submodule for g in groups) else ""),
         )
     return sizes
+
+
+def _other_outputs(result: Any, output: OutputFn | None) -> str:
+    """When the default output picked one tensor of several: the dead parameters may feed another one."""
+    leaves = tensor_leaves(result) if output is None else []
+    if len(leaves) < 2:
+        return ""
+    names = ", ".join(name for name, _ in leaves[:4]) + (", ..." if len(leaves) > 4 else "")
+    return (
+        f"; or they feed another tensor of the result ({names}): the check differentiates only the first, so "
+        "pass output= to cover every output that trains, e.g. output=lambda r: sum(t.sum() for t in (...))"
+    )
 
 
 def _step_recorder(steps: dict[nn.Module, bool]) -> Callable[..., None]:

@@ -203,3 +203,23 @@ def test_one_step_still_fails_what_one_step_can_show():
 
     with pytest.warns(Warning), pytest.raises(CheckFailed, match=r"rnn \(GRU\) layer 0, forward direction"):
         check_every_parameter_learns(LastOfBidirectional(), features(time=1))
+
+
+def test_a_head_that_feeds_another_output_is_named_with_the_way_to_cover_it():
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+            self.head, self.aux = nn.Linear(HIDDEN, CLASSES), nn.Linear(HIDDEN, 1)
+
+        def forward(self, x):
+            out, h_n = self.rnn(x)
+            return {"logits": self.head(out), "value": self.aux(h_n[-1])}
+
+    with pytest.raises(
+        CheckFailed, match=r"(?s)or they feed another tensor of the result \(result\['logits'\], "
+    ):
+        check_every_parameter_learns(TwoHeads(), features())
+    check_every_parameter_learns(
+        TwoHeads(), features(), output=lambda r: r["logits"].sum() + r["value"].sum()
+    )
