@@ -11,7 +11,7 @@ one torch thread they stand for the wall clock of an idle machine, which a loade
 seconds are recorded beside them, with the load average.
 
     python benchmarks/sweep_seq2seq.py [--seeds 4] [--lesson seq2seq-attention] [--json out.json]
-    python benchmarks/sweep_seq2seq.py --seeds 1 --steps 3000 --json benchmarks/results/seq2seq/long.json
+    python benchmarks/sweep_seq2seq.py --seeds 1 --steps 3000 --batch-size 64 --json benchmarks/results/seq2seq/long.json
 
 The lesson data must be findable (``RNNSHAPES_DATA``). Writes benchmarks/results/seq2seq/sweep.json by
 default; ``scripts/plot_seq2seq.py`` draws the length plot of the 14_2 docs page from it.
@@ -44,8 +44,13 @@ def cpu_clock() -> types.SimpleNamespace:
     return types.SimpleNamespace(perf_counter=time.process_time)
 
 
-def run_one(name: str, seed: int, steps: int | None = None) -> dict[str, Any]:
+def run_one(name: str, seed: int, steps: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
     lesson = lessons.get(name)
+    if batch_size is not None:  # another batch than the lesson's recipe (not the docs' run)
+        import dataclasses
+
+        assert lesson.recipe is not None
+        lesson = dataclasses.replace(lesson, recipe=dataclasses.replace(lesson.recipe, batch_size=batch_size))
     if steps is not None:  # a longer budget, the lesson's schedule stretched to it (not the docs' run)
         import dataclasses
 
@@ -76,7 +81,7 @@ def run_one(name: str, seed: int, steps: int | None = None) -> dict[str, Any]:
         for p in result.curve
     ]
     hit = next((p for p in result.curve if lesson.target.met(p.metrics)), None)
-    if seed == 0 and steps is None:
+    if seed == 0 and steps is None and batch_size is None:
         record_docs_run(lesson, result)
     assert result.model is not None
     _, held_out = lesson_pairs()
@@ -91,6 +96,7 @@ def run_one(name: str, seed: int, steps: int | None = None) -> dict[str, Any]:
         "lesson": name,
         "seed": seed,
         "steps": result.steps,
+        "batch_size": lesson.recipe.batch_size if lesson.recipe is not None else None,
         "cpu_seconds": round(result.seconds, 2),
         "wall_seconds": round(wall, 2),
         "load_before": load_before,
@@ -190,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--lesson", action="append", choices=LESSONS)
     parser.add_argument("--json", type=Path, default=OUT)
+    parser.add_argument("--batch-size", type=int, help="lines per step instead of the lesson's recipe")
     parser.add_argument(
         "--steps",
         type=int,
@@ -200,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = [r for r in previous["runs"]]
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for name in args.lesson or LESSONS:
-            row = run_one(name, seed, args.steps)
+            row = run_one(name, seed, args.steps, args.batch_size)
             runs = [r for r in runs if (r["lesson"], r["seed"]) != (name, seed)] + [row]
             print(
                 f"{name:18s} seed {seed}: {row['steps']} steps, {row['cpu_seconds']:.1f} CPU s "

@@ -31,7 +31,7 @@ STYLE = {
 
 
 def plot(sweep: dict, out: Path, long: dict | None = None) -> None:
-    fig, ax = plt.subplots(figsize=(6.0, 3.5), dpi=100, layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.0, 3.9), dpi=100, layout="constrained")
     for r in (long or {}).get("runs", []):
         color, label = STYLE[r["lesson"]]
         ax.plot(
@@ -41,7 +41,7 @@ def plot(sweep: dict, out: Path, long: dict | None = None) -> None:
             lw=1.5,
             ls="--",
             marker=".",
-            label=f"{label}, {r['steps']} steps (seed {r['seed']})",
+            label=f"{label}, {r['steps']} steps of {r.get('batch_size', '?')} (seed {r['seed']})",
         )
     for name, (color, label) in STYLE.items():
         runs = [r for r in sweep["runs"] if r["lesson"] == name]
@@ -56,9 +56,9 @@ def plot(sweep: dict, out: Path, long: dict | None = None) -> None:
         ax.set_xticks(x, [f"{b}\n({runs[0]['buckets'][i]['lines']} lines)" for i, b in enumerate(buckets)])
     ax.set_xlabel("source length (characters, without spaces)")
     ax.set_ylabel("character error rate")
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.4)  # room above the lines for the legend
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", ncol=2)
+    fig.legend(fontsize=7, loc="outside upper center", ncol=2)  # above the axes, clear of the lines
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, metadata={"Software": None})
     plt.close(fig)
