@@ -167,7 +167,7 @@ LESSONS: dict[str, Lesson] = {
             Seq2SeqAttention,
             _SEQ2SEQ,
             # sweep, seeds 0-3 (2026-11-30): final CER 0.085-0.097 at step 1000 (98-103 CPU s), 0.088-0.097 at
-            # step 900; every seed meets the goal by step 800 (69-79 CPU s); goal = the worst final + 0.023
+            # step 900; every seed meets the goal by step 800 (71-79 CPU s); goal = the worst final + 0.023
             Target("cer", 0.12, "min"),
             Budget(max_steps=1000, max_seconds=600, eval_every=100, eval_from=500),
             build_task=seq2seq_task,
