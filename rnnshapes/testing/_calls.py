@@ -205,6 +205,9 @@ class GradProbe:
         embedding output's axis, so that ``batch_axis``/``time_axis`` keep meaning the input the caller passed."""
         self._repack: Any = None
         self._floats = [i for i, a in enumerate(args) if is_float(a) or _is_float_packed(a)]
+        self._states = [i for i, a in enumerate(args) if _is_float_state(a)]
+        """Inputs that are a tuple/list of float tensors sharing all axes but the last (an LSTM's ``(h0, c0)``):
+        differentiated only when ``wrt`` names them, as one leaf (the tensors joined on the last axis)."""
         self._tokens = [i for i, a in enumerate(args) if _is_tokens(a)]
         self._search = False  # look for the embedding the token inputs go through
         self._want: int | None = None  # wrt=<a token input>: the embedding call that reads this input
@@ -215,10 +218,11 @@ class GradProbe:
             if wrt in self._tokens and _embeddings(model):
                 self._want = wrt
                 self._search = True
-            elif wrt not in self._floats:
+            elif wrt not in self._floats and wrt not in self._states:
                 raise ValueError(
-                    f"wrt={wrt} must index a floating-point input, or token indices that an nn.Embedding of "
-                    f"the model reads, but the inputs are {describe(args)}"
+                    f"wrt={wrt} must index a floating-point input (or a tuple of them sharing all axes but the "
+                    "last, such as an LSTM's (h0, c0)), or token indices that an nn.Embedding of the model "
+                    f"reads, but the inputs are {describe(args)}"
                 )
             else:
                 self.position = wrt
@@ -236,6 +240,9 @@ class GradProbe:
     def name(self) -> str:
         if self.position is not None:
             packed = " (padded back from a PackedSequence)" if self._repack is not None else ""
+            if self.position in self._states:
+                n = len(self.args[self.position])
+                packed = f" (its {n} tensors joined on the last axis)" if n > 1 else " (its tensor)"
             return f"input {self.position}{packed}"
         assert self.module is not None
         what = _module_name(self.model, self.module)
@@ -255,7 +262,17 @@ class GradProbe:
     def _prepare_input(self) -> None:
         assert self.position is not None
         arg = self.args[self.position]
-        if isinstance(arg, PackedSequence):
+        if self.position in self._states:
+            # one leaf for the whole state: the tensors joined on their last axis (an LSTM's h and c share
+            # every other axis, also with proj_size); the model gets a copy of each part, so in-place ops work
+            parts = [t.detach() for t in arg]
+            leaf = torch.cat(parts, dim=-1).requires_grad_(True)
+            pieces = [v.clone() for v in leaf.split([int(t.shape[-1]) for t in parts], dim=-1)]
+            if hasattr(arg, "_fields"):  # a namedtuple
+                self.args[self.position] = type(arg)(*pieces)
+            else:
+                self.args[self.position] = type(arg)(pieces)
+        elif isinstance(arg, PackedSequence):
             padded, lengths = pad_packed_sequence(arg, batch_first=self.batch_first)
             leaf = padded.detach().clone().requires_grad_(True)
             self._repack = (lengths, self.batch_first)
@@ -431,6 +448,22 @@ def packed_rows(packed: PackedSequence) -> Tensor:
     k = torch.cat([torch.arange(n) for n in sizes]) if sizes else torch.zeros(0, dtype=torch.long)
     example = k if packed.sorted_indices is None else packed.sorted_indices.cpu()[k]
     return torch.stack([example, step], dim=1)
+
+
+def _is_float_state(x: Any) -> bool:
+    """A tuple/list of float tensors with the same dtype, device and every axis but the last (an LSTM's
+    ``(h0, c0)``, also with ``proj_size``; or a 1-tuple)."""
+    if isinstance(x, PackedSequence) or not isinstance(x, (tuple, list)) or not x:
+        return False
+    first = x[0]
+    return all(
+        is_float(t)
+        and t.dim() >= 1
+        and t.shape[:-1] == first.shape[:-1]
+        and t.dtype == first.dtype
+        and t.device == first.device
+        for t in x
+    )
 
 
 def _is_float_packed(x: Any) -> bool:

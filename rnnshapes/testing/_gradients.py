@@ -1,5 +1,7 @@
 """Gradient probes: batch independence and causality."""
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,14 +66,20 @@ def _probe(
 
     ``column`` says what an input slice is for a packed token leaf (whose rows have no axes): 0 the example,
     1 the step. Runs the model in eval mode (dropout off) with cuDNN off (cuDNN's RNN backward refuses eval
-    mode)."""
+    mode) and oneDNN off (its CPU LSTM backward has no vmap rule, so the VJPs would run one at a time)."""
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 (or None for the default), got {chunk_size}")
     args = as_args(inputs)
     probe = GradProbe(model, args, wrt, batch_first=in_batch_first)
     select = selector(output, batch_first=out_batch_first)
     saved, hooks = saved_bytes_hooks()
-    with mode(model, False), torch.backends.cudnn.flags(enabled=False), torch.enable_grad(), hooks:
+    with (
+        mode(model, False),
+        torch.backends.cudnn.flags(enabled=False),
+        _onednn_off(),
+        torch.enable_grad(),
+        hooks,
+    ):
         result, leaf = probe.run(call or default_call)
         out = select(result)
     if not isinstance(out, Tensor):
@@ -96,6 +104,18 @@ def _probe(
     chunk = auto_chunk(sum(saved.values())) if chunk_size is None else chunk_size
     engine = VJPRows(out, leaf, weights_like(out, seed), out_axis, columns, chunk)
     return _Probed(out, leaf, probe.name, engine, n_out, n_in)
+
+
+@contextlib.contextmanager
+def _onednn_off() -> Iterator[None]:
+    """oneDNN (mkldnn) off for the forward pass, restored after. Set through ``torch.backends.mkldnn.enabled``:
+    ``torch.backends.mkldnn.flags()`` also resets its TF32 flag, which warns on every CPU build."""
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 def _axis_size(t: Tensor, axis: int, name: str) -> int:
@@ -253,7 +273,7 @@ def check_batch_independence(
     the one a backward pass per example gives (same zero pairs, same values to float rounding): a batch of 128
     costs about what 14 backward passes cost.
 
-    The model runs in eval mode (dropout off, restored after) with cuDNN off. BatchNorm in training mode mixes
+    The model runs in eval mode (dropout off, restored after) with cuDNN and oneDNN off. BatchNorm in training mode mixes
     the batch by design, so eval mode is what a fair check needs.
 
     Args:
@@ -269,8 +289,10 @@ def check_batch_independence(
             ``wrt=1`` to look at that one instead). An int picks an input by position: for token indices,
             the output of the embedding call that reads that input, so an embedding shared by several inputs
             (a seq2seq model's source and target) works: ``wrt=0`` the source, ``wrt=2`` the target of
-            ``model(source, lengths, target_in)``. A module picks that module's output (it must run exactly
-            once).
+            ``model(source, lengths, target_in)``. An input that is a tuple of float tensors sharing every axis
+            but the last (an LSTM's ``(h0, c0)``, also with ``proj_size``) is differentiated as one tensor, its
+            parts joined on the last axis: ``wrt=1, batch_axis=1`` for ``model(ids, (h0, c0))``. A module
+            picks that module's output (it must run exactly once).
         batch_axis: the batch axis of that input (0 for batch_first, 1 for time-first sequences).
         output_batch_axis: the batch axis of the output; default ``batch_axis``. Use 1 for a hidden state
             ``layers*dirs batch hidden``.
@@ -370,7 +392,7 @@ def check_causal(
     sequence flipped the wrong way, or attention without a causal mask fails. The steps' backward passes run
     batched (vector-Jacobian products in chunks), so 200 steps cost a few backward passes, not 200.
 
-    The model runs in eval mode with cuDNN off (restored after).
+    The model runs in eval mode with cuDNN and oneDNN off (restored after).
 
     A model that packs its input and pads its output back without ``total_length`` returns fewer steps than the
     padded input has (the longest length): the check then compares the steps both have, when the input's extra
