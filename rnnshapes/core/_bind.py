@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
+from ._precision import autocast_enabled
 from ._specs import Context
 
 
@@ -152,5 +152,5 @@ def module_context(name: str, module: nn.Module | None) -> Context:
     ctx.weight = w = info.weight()
     ctx.weight_origin = info.weight_origin
     # under torch.autocast for the weights' device, torch casts per op: floating dtypes may differ
-    ctx.autocast = w is not None and torch.is_autocast_enabled(w.device.type)
+    ctx.autocast = w is not None and autocast_enabled(w.device)
     return ctx

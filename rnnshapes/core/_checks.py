@@ -38,6 +38,7 @@ from torch.nn.utils.rnn import PackedSequence
 from ._bind import _info, module_context
 from ._errors import ShapeError
 from ._messages import compose, device_message, dtype_message
+from ._precision import autocast_enabled
 from ._specs import (
     EXPR,
     FIXED,
@@ -374,7 +375,7 @@ def shapecheck(fn: F) -> F:
             bf = getattr(module, "batch_first", info.batch_first)
             parts += (
                 bf,
-                None if w is None else (w.dtype, w.device, torch.is_autocast_enabled(w.device.type)),
+                None if w is None else (w.dtype, w.device, autocast_enabled(w.device)),
             )
         if len(seen) > _MEMO_LIMIT:
             seen.clear()

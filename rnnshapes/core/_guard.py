@@ -33,6 +33,7 @@ from torch.utils.hooks import RemovableHandle
 from ._bind import module_context
 from ._checks import _UNKNOWN, _signature, check_devices, check_value
 from ._errors import ShapeError
+from ._precision import autocast_enabled
 from ._specs import Context, Hidden, LSTMState, Packed, _Spec, parse_annotation
 from ._switch import _State
 
@@ -311,7 +312,7 @@ _any_autocast = torch._C._is_any_autocast_enabled  # one C call; the per-device 
 
 def _autocast(w: Tensor | None) -> bool:
     """Whether autocast is on for the weights' device: torch then casts inputs per op, so dtypes may differ."""
-    return w is not None and torch.is_autocast_enabled(w.device.type)
+    return w is not None and autocast_enabled(w.device)
 
 
 def _check_args(ctx: Context, pairs: list[tuple[_Spec, str, Any]]) -> None:

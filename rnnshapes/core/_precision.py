@@ -33,3 +33,12 @@ def tf32_disabled() -> Iterator[None]:
         yield
     finally:
         matmul.allow_tf32, cudnn.allow_tf32 = saved
+
+
+def autocast_enabled(device: torch.device) -> bool:
+    """Whether ``torch.autocast`` is on for ``device``'s type. False for device types autocast does not know
+    (``meta``, where ``torch.is_autocast_enabled`` raises): torch runs those calls with the dtypes as given."""
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except RuntimeError:
+        return False

@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnshapes import ShapeError, checks, guard
 
-from ._models import Seed13_1
+from ._models import Seed13_1, Seq
 
 
 class Transposing(nn.Module):
@@ -301,3 +301,25 @@ def test_an_empty_sequence_and_a_packed_batch_longer_than_its_data_are_shape_err
         ),
     ):
         gru(inconsistent)
+
+
+def test_meta_device_dry_runs_are_checked_and_never_refused():
+    # meta tensors size a model without memory; torch.is_autocast_enabled("meta") raises, guard must not
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.rnn, self.head = nn.Embedding(10, 4), nn.LSTM(4, 6, batch_first=True), nn.Linear(6, 3)
+
+        def forward(self, ids):
+            return self.head(self.rnn(self.embed(ids))[0])
+
+    model = Net().to("meta")
+    ids = torch.zeros(2, 5, dtype=torch.long, device="meta")
+    with guard(model, batch_axis=0):
+        assert model(ids).shape == (2, 5, 3) and model(ids).is_meta
+        with pytest.raises(ShapeError, match=r"argument 'hx\[0\]'(.|\n)*axis 1 \(batch\) should be 2, got 3"):
+            model.rnn(torch.zeros(2, 5, 4, device="meta"), (torch.zeros(1, 3, 6, device="meta"),) * 2)
+    checked = Seq(cell="lstm").to("meta")  # and a @shapecheck model
+    assert checked(torch.zeros(3, 6, 5, device="meta"))[0].shape == (3, 6, 3)
+    with pytest.raises(ShapeError, match=r"argument 'hidden\[0\]'(.|\n)*axis 1 \(batch\) should be 3, got 2"):
+        checked(torch.zeros(3, 6, 5, device="meta"), (torch.zeros(4, 2, 7, device="meta"),) * 2)
