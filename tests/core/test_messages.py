@@ -49,6 +49,18 @@ def test_bare_tensor_where_lstm_wants_pair():
         lstm(torch.randn(2, 4, 5), torch.zeros(1, 2, 7))
 
 
+@pytest.mark.parametrize("batch", [(3,), ()])
+def test_bare_tensor_where_lstm_cell_wants_pair_gets_the_cells_shapes_and_a_fix_that_runs(batch):
+    cell, x, h = nn.LSTMCell(5, 7), torch.randn(*batch, 5), torch.zeros(*batch, 7)
+    with guard(cell):
+        with pytest.raises(
+            ShapeError, match=r"\[lstm-pair\] an LSTMCell's state is a pair \(h, c\), each \(batch, hidden\)"
+        ):
+            cell(x, h)
+        hx = h
+        assert cell(x, (hx, torch.zeros_like(hx)))[0].shape == (*batch, 7)  # the hint's fix runs
+
+
 def test_pair_where_gru_wants_one_tensor():
     class G(nn.Module):
         def __init__(self):
