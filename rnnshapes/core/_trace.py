@@ -65,6 +65,7 @@ class _Recorder:
         self.calls: list[_Call] = []
         self.open: list[_Call] = []
         self.keys: dict[int, tuple[weakref.ref[Tensor], int]] = {}
+        self.count = 0  # keys handed out
         self.parent: dict[Node, Node] = {}
         self.batch: tuple[int, str] | None = None  # (size, where it came from): declared by the caller
         self.names: dict[Node, str] = {}  # the one name every slot gives an axis class (after settle)
@@ -75,7 +76,8 @@ class _Recorder:
         entry = self.keys.get(id(t))
         if entry is not None and entry[0]() is t:
             return entry[1]
-        k = len(self.keys) + 1
+        self.count += 1  # a fresh key: id(t) may be a dead tensor's, whose key still names its axes
+        k = self.count
         self.keys[id(t)] = (weakref.ref(t), k)
         base = t._base if t._is_view() else None
         if base is not None:  # a view (.t(), [-1], transpose): its axes are some of the base's axes

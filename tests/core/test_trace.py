@@ -398,3 +398,31 @@ def test_on_cuda():
     assert t.mode == "eval, no_grad, cpu/cuda:0"  # lengths stay on the CPU, where packing wants them
     assert axes(t, "rnn", "h_n") == f"layers*dirs=2 batch=4 hidden={model.rnn.hidden_size}"
     assert t.rows("rnn")[0].outputs[1].device == "cuda:0"
+
+
+def test_a_tensor_reusing_a_dead_tensors_id_gets_axis_names_of_its_own():
+    # torch frees the layer's temporaries; a new tensor may get a dead one's id(), and used to get its key too,
+    # so the returned tensor's batch axis was named after an unrelated Linear's input ("7 input=4 50")
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.TransformerEncoderLayer(16, 2, 32)
+            self.decoder = nn.Linear(16, 50)
+
+        def forward(self, x):
+            return self.decoder(self.layer(x))
+
+    torch.manual_seed(0)
+    data = trace(Encoder(), torch.randn(7, 4, 16)).to_dict()
+    keys = set()
+    for call in data["calls"]:
+        for slot in call["inputs"] + (call["outputs"] or []):
+            if slot["kind"] != "tensor":
+                continue
+            for size, name in zip(slot["shape"], slot["axes"], strict=True):
+                assert name in ("", "input") or size in (7, 4, 16), (call["path"], slot)
+                if name == "input":  # a Linear's input names its last axis only, with the layer's in_features
+                    keys.add(size)
+    assert keys <= {16, 32}
+    returned = data["calls"][-1]["outputs"][0]
+    assert returned["shape"] == [7, 4, 50] and "input" not in returned["axes"]
