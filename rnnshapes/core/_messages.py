@@ -35,6 +35,7 @@ HINTS: dict[str, str] = {
     "hidden-batch-first": "hidden state given batch-first",
     "layout": "input in the other layout than the module's batch_first",
     "lstm-pair": "bare tensor where an LSTM wants (h, c)",
+    "lstm-proj": "h built with hidden_size where an LSTM with proj_size wants proj_size features",
     "not-lstm-pair": "(h, c) pair where a GRU/RNN wants one hidden tensor",
     "unbatched": "unbatched 2-D input",
     "cell-hidden": "2-D hidden state (a cell's) given to a layer",
@@ -401,6 +402,16 @@ def _axis_hints(
             )
             return out
     d = m.dim
+    proj = int(getattr(ctx.module, "proj_size", 0) or 0)
+    if proj and d is not None and d.kind == NAMED and d.name == "hidden" and m.axis == len(shape) - 1:
+        cell = int(getattr(ctx.module, "hidden_size", 0))
+        if shape[m.axis] == cell:
+            out.append(
+                f"[lstm-proj] this LSTM has proj_size={proj}: h (and the output) has proj_size={proj} features, "
+                f"c keeps hidden_size={cell}. Build h0 with {proj} features and c0 with {cell}; if the state "
+                "is (c, h), swap it to (h, c)."
+            )
+            return out
     if d is None or d.kind != NAMED or d.name not in ("batch", "time"):
         return out
     got = shape[m.axis]

@@ -49,6 +49,19 @@ def test_bare_tensor_where_lstm_wants_pair():
         lstm(torch.randn(2, 4, 5), torch.zeros(1, 2, 7))
 
 
+@pytest.mark.parametrize("slip", ["h with hidden_size", "(c, h)"])
+def test_an_lstm_with_proj_size_given_h_of_hidden_size_is_told_h_has_proj_size_features(slip):
+    lstm, x = nn.LSTM(5, 7, num_layers=2, bidirectional=True, proj_size=3), torch.randn(6, 3, 5)
+    h, c = torch.zeros(4, 3, 3), torch.zeros(4, 3, 7)
+    state = (c, c) if slip == "h with hidden_size" else (c, h)
+    with guard(lstm):
+        with pytest.raises(
+            ShapeError, match=r"argument 'hx\[0\]'(.|\n)*\[lstm-proj\] this LSTM has proj_size=3: h "
+        ):
+            lstm(x, state)
+        assert lstm(x, (h, c))[0].shape == (6, 3, 6)  # the hint's fix runs
+
+
 @pytest.mark.parametrize("batch", [(3,), ()])
 def test_bare_tensor_where_lstm_cell_wants_pair_gets_the_cells_shapes_and_a_fix_that_runs(batch):
     cell, x, h = nn.LSTMCell(5, 7), torch.randn(*batch, 5), torch.zeros(*batch, 7)
