@@ -308,13 +308,45 @@ def _attention_hints(arg: str, ctx: Context, m: _Mismatch, value: Any) -> list[s
             fits = False  # the masks, read with the other layout's sizes, must fit too
         if isinstance(attn, Tensor) and tuple(attn.shape[-2:]) != (target, source):
             fits = False
-        if not fits or 0 in (*q_.shape[:2], *k_.shape[:2]):  # an empty axis is no layout question either
+        if 0 in (*q_.shape[:2], *k_.shape[:2], *v_.shape[:2]):  # an empty axis is no layout question either
             return []
+        if not fits:
+            return _kv_layout_hint(bf, q, kv, q_, k_, v_, pad, attn)
     return [
         f"[mha-layout] this nn.MultiheadAttention has batch_first={bf}: the query is {q} and key and value "
         f"are {kv}. Tensors laid out the other way need .transpose(0, 1), or build the layer with "
         f"batch_first={not bf}."
     ]
+
+
+def _kv_layout_hint(
+    bf: bool, q: str, kv: str, query: Tensor, key: Tensor, value: Tensor, pad: Any, attn: Any
+) -> list[str]:
+    """The query fits the layer's layout, and the call fits when key and/or value alone are read the other way
+    round (a batch-first encoder's outputs attended by a time-first decoder's state): name which to transpose."""
+    b_ax = 0 if bf else 1
+    batch, target = query.shape[b_ax], query.shape[1 - b_ax]
+
+    def read(t: Tensor, flip: bool) -> tuple[int, int]:  # (batch, source) of t, read as laid out or flipped
+        return (t.shape[1 - b_ax], t.shape[b_ax]) if flip else (t.shape[b_ax], t.shape[1 - b_ax])
+
+    for flips in ((True, True), (True, False), (False, True)):
+        (kb, ks), (vb, vs) = read(key, flips[0]), read(value, flips[1])
+        fits = kb == vb == batch and ks == vs
+        if isinstance(pad, Tensor) and tuple(pad.shape) != (batch, ks):
+            fits = False
+        if isinstance(attn, Tensor) and tuple(attn.shape[-2:]) != (target, ks):
+            fits = False
+        if fits:
+            names = [n for n, f in zip(("key", "value"), flips, strict=True) if f]
+            fix = " and ".join(f"{n}.transpose(0, 1)" for n in names)
+            other = "(batch, source, embed)" if not bf else "(source, batch, embed)"
+            return [
+                f"[mha-layout] this nn.MultiheadAttention has batch_first={bf}: the query is {q} and key and "
+                f"value are {kv}. The query fits, but {' and '.join(names)} look{'s' if len(names) == 1 else ''} "
+                f"laid out the other way, {other}: pass {fix}."
+            ]
+    return []
 
 
 def _in_replica(ctx: Context) -> bool:

@@ -498,6 +498,9 @@ def _check_hint(call: Call, slip: Slip, message: str) -> None:
         fixes.append(("transpose query, key and value", {**t, **qkv}, {}))
         if named and named.group(1) in qkv:
             fixes.append((f"transpose {named.group(1)}", {**t, named.group(1): qkv[named.group(1)]}, {}))
+        hinted = re.findall(r"(key|value)\.transpose\(0, 1\)", message.partition("[mha-layout]")[2])
+        if hinted:  # the key/value form of the hint names exactly what to transpose
+            fixes.append((f"transpose {' and '.join(hinted)}", {**t, **{n: qkv[n] for n in hinted}}, {}))
         flipped = copy.deepcopy(call.mha)
         flipped.batch_first = not flipped.batch_first
         fixes.append(("batch_first flipped", t, {"mha": flipped}))
@@ -633,3 +636,25 @@ def test_the_mask_hint_of_an_unbatched_call_gives_the_unbatched_shapes() -> None
     kpm = torch.zeros(1, 7, dtype=torch.bool)
     message = _message(mha, torch.randn(5, 8), torch.randn(7, 8), torch.randn(7, 8), key_padding_mask=kpm)
     assert "argument 'key_padding_mask'" in message and "(batch, source)" not in message
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("flipped", [("key", "value"), ("value",)])
+def test_key_and_value_alone_laid_out_the_other_way_are_named_and_the_fix_runs(
+    batch_first: bool, flipped: tuple[str, ...]
+) -> None:
+    # a time-first decoder's h_n (1, batch, embed) attending a batch-first encoder's outputs (batch, time, embed)
+    mha = nn.MultiheadAttention(16, 4, batch_first=batch_first)
+    batch, source = 3, 6
+    good = {"query": torch.randn(1, batch, 16), "key": torch.randn(source, batch, 16)}
+    good["value"] = torch.randn(source, batch, 16)
+    if batch_first:
+        good = {k: v.transpose(0, 1) for k, v in good.items()}
+    call = {k: v.transpose(0, 1) if k in flipped else v for k, v in good.items()}
+    message = _message(mha, call["query"], call["key"], call["value"])
+    fix = " and ".join(f"{n}.transpose(0, 1)" for n in flipped)
+    assert f"The query fits, but {' and '.join(flipped)} look" in message and f"pass {fix}." in message
+    with guard(mha):
+        assert mha(*(v.transpose(0, 1) if k in flipped else v for k, v in call.items()))[0].shape == (
+            good["query"].shape
+        )
