@@ -147,10 +147,7 @@ def _recurrent(m: nn.RNNBase, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
         features = None
     if features is not None and features != m.input_size:
         info.notes.append(f"input has {features} features per step, but the layer has input={m.input_size}")
-    if unbatched and hx is None:
-        info.notes.append(
-            "a 2-D input is one unbatched sequence to torch (`time input`); a batch needs 3 axes"
-        )
+    # a 2-D input is one unbatched sequence (`time input`), a call torch runs: its axes say so, no note
     state_names = ("layers*dirs", "hidden") if unbatched else ("layers*dirs", "batch", "hidden")
 
     def state_axes(last: str) -> tuple[str, ...]:

@@ -426,3 +426,9 @@ def test_a_tensor_reusing_a_dead_tensors_id_gets_axis_names_of_its_own():
     assert keys <= {16, 32}
     returned = data["calls"][-1]["outputs"][0]
     assert returned["shape"] == [7, 4, 50] and "input" not in returned["axes"]
+
+
+def test_an_unbatched_call_is_named_time_input_and_carries_no_warning_mark():
+    text = str(trace(nn.GRU(5, 7), torch.randn(4, 5)))
+    assert "time=4 input=5" in text and "layers*dirs=1 hidden=7" in text
+    assert "!" not in text  # a call torch runs correctly is not flagged
