@@ -169,7 +169,26 @@ class GuardHandle:
 _MEMO_LIMIT = 512  # passed signatures kept per guarded layer
 
 
-class _LayerCheck:
+class _NotScriptableError(AttributeError):
+    """Raised where ``torch.jit.script`` reads a guard hook's ``__name__`` to compile it: an AttributeError, so
+    ``getattr(hook, "__name__", default)`` elsewhere behaves as for any object without a name."""
+
+
+class _Hook:
+    """Base of guard's hooks: Python callables that ``torch.jit.script`` cannot compile. It reads each hook's
+    ``__name__`` first; the error then says what to do instead of naming a missing attribute."""
+
+    @property
+    def __name__(self) -> str:
+        raise _NotScriptableError(
+            "rnnshapes.guard's checks are Python hooks, which torch.jit.script cannot compile: script the model "
+            "while it is not guarded (call handle.remove() first, or guard with `with guard(model):` around eager "
+            "calls only). "
+            "torch.compile, torch.export and torch.jit.trace work on a guarded model."
+        )
+
+
+class _LayerCheck(_Hook):
     """The forward pre-hook of one guarded layer: picklable, and quick for a signature that passed before."""
 
     def __init__(self, path: str, kind: str, scope: _Scope, allow_unbatched: bool) -> None:
@@ -321,7 +340,7 @@ def _check_args(ctx: Context, pairs: list[tuple[_Spec, str, Any]]) -> None:
         check_devices(ctx, name, value)
 
 
-class _Enter:
+class _Enter(_Hook):
     """The guarded model's pre-hook under ``batch_axis``: bind the batch from its first tensor input."""
 
     def __init__(self, scope: _Scope) -> None:
@@ -338,7 +357,7 @@ class _Enter:
             self.scope.stack.append((-1, ""))  # nothing to bind; keeps enter/leave paired
 
 
-class _Leave:
+class _Leave(_Hook):
     def __init__(self, scope: _Scope) -> None:
         self.scope = scope
 

@@ -308,7 +308,11 @@ def test_meta_device_dry_runs_are_checked_and_never_refused():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.embed, self.rnn, self.head = nn.Embedding(10, 4), nn.LSTM(4, 6, batch_first=True), nn.Linear(6, 3)
+            self.embed, self.rnn, self.head = (
+                nn.Embedding(10, 4),
+                nn.LSTM(4, 6, batch_first=True),
+                nn.Linear(6, 3),
+            )
 
         def forward(self, ids):
             return self.head(self.rnn(self.embed(ids))[0])
@@ -323,3 +327,24 @@ def test_meta_device_dry_runs_are_checked_and_never_refused():
     assert checked(torch.zeros(3, 6, 5, device="meta"))[0].shape == (3, 6, 3)
     with pytest.raises(ShapeError, match=r"argument 'hidden\[0\]'(.|\n)*axis 1 \(batch\) should be 3, got 2"):
         checked(torch.zeros(3, 6, 5, device="meta"), (torch.zeros(4, 2, 7, device="meta"),) * 2)
+
+
+def test_jit_script_of_a_guarded_model_says_what_to_do():
+    # (a failed torch.jit.script leaves torch's type cache unusable for that class in this process, so the
+    # test scripts a class of its own and does not script again)
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(3, 4)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    model = Net()
+    guard(model)
+    with pytest.raises(
+        AttributeError, match=r"torch\.jit\.script cannot compile(.|\n)*handle\.remove\(\) first"
+    ):
+        torch.jit.script(model)
+    hooks = [*model._forward_pre_hooks.values(), *model.rnn._forward_pre_hooks.values()]
+    assert hooks and all(getattr(h, "__name__", None) is None for h in hooks)  # getattr's default works
