@@ -110,12 +110,12 @@ def _probe(
 def _onednn_off() -> Iterator[None]:
     """oneDNN (mkldnn) off for the forward pass, restored after. Set through ``torch.backends.mkldnn.enabled``:
     ``torch.backends.mkldnn.flags()`` also resets its TF32 flag, which warns on every CPU build."""
-    before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
+    before = bool(torch.backends.mkldnn.enabled)
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # a ContextProp: assigning sets the flag
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = before
+        torch.backends.mkldnn.enabled = before  # type: ignore[assignment]
 
 
 def _axis_size(t: Tensor, axis: int, name: str) -> int:
