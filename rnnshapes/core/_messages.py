@@ -430,7 +430,12 @@ def _axis_hints(
                 "[hidden-batch-first] the hidden state is always (layers*dirs, batch, hidden), whatever "
                 "batch_first says (batch_first changes only the input and output). This one looks like "
                 f"(batch, layers*dirs, hidden): build it as torch.zeros({ld}, batch, hidden), or pass "
-                f"{arg}.transpose(0, 1).contiguous()."
+                f"{arg}.transpose(0, 1).contiguous()"
+                + (
+                    f"; the cell state {arg[:-3]}[1] needs the same."
+                    if arg.endswith("[0]") and isinstance(ctx.module, nn.LSTM)
+                    else "."
+                )
             )
             return out
     d = m.dim

@@ -289,3 +289,15 @@ def test_a_returned_tensor_in_the_other_layout_gets_a_layout_hint():
         r"annotation says \(batch, time, \.\.\.\): transpose it before returning",
     ):
         Tagger()(torch.randn(3, 6, 5))
+
+
+def test_hidden_batch_first_on_an_lstm_says_the_cell_state_needs_the_same_fix():
+    lstm, x = nn.LSTM(5, 7, num_layers=2, batch_first=True), torch.randn(3, 4, 5)
+    h, c = torch.zeros(3, 2, 7), torch.zeros(3, 2, 7)  # both built batch-first
+    with guard(lstm):
+        with pytest.raises(
+            ShapeError, match=r"pass hx\[0\]\.transpose\(0, 1\)\.contiguous\(\); the cell state hx\[1\]"
+        ):
+            lstm(x, (h, c))
+        fixed = (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous())
+        assert lstm(x, fixed)[0].shape == (3, 4, 7)
