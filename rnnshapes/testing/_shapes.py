@@ -214,6 +214,9 @@ def _spec_names(spec: Any) -> list[str]:
     elif isinstance(spec, (tuple, list)):
         for item in spec:
             found += [n for n in _spec_names(item) if n not in found]
+    elif isinstance(spec, Mapping):
+        for item in spec.values():
+            found += [n for n in _spec_names(item) if n not in found]
     return list(dict.fromkeys(found))
 
 
@@ -269,6 +272,16 @@ def _match(
             return
         for k, (item, sub) in enumerate(zip(result, spec, strict=True)):
             _match(item, sub, sizes, f"{path}[{k}]", problems, checked)
+        return
+    if isinstance(result, Mapping):
+        if not isinstance(spec, Mapping):
+            problems.append(f"{path} is {describe(result)}, but the contract expects {spec!r} there")
+            return
+        for key, sub in spec.items():  # keys the contract does not name are not checked
+            if key not in result:
+                problems.append(f"{path} has no key {key!r} (its keys: {list(result)}), which the contract names")
+                continue
+            _match(result[key], sub, sizes, f"{path}[{key!r}]", problems, checked)
         return
     problems.append(f"{path} is {describe(result)}, which is no tensor; the contract expects {spec!r}")
 
@@ -358,7 +371,8 @@ def check_shape_contract(
             (``"batch time hidden"``; products like ``"layers*dirs"``, integer literals and products with
             them like ``"2*hidden"`` allowed) or a tuple of ints/names; a tuple of shapes for a tuple result
             (``("batch time hidden", ("layers*dirs batch hidden", "layers*dirs batch cell"))`` for an LSTM's
-            ``(out, (h, c))``); None skips a part. A PackedSequence's ``data`` is checked (``"total
+            ``(out, (h, c))``), a dict of shapes for a dict result (``{"logits": "batch time classes"}``; keys
+            it does not name are not checked); None skips a part. A PackedSequence's ``data`` is checked (``"total
             hidden"``). May also be ``expected(sizes)``.
         sizes: ``{name: size}``, or dimension names to pass to :func:`distinct_sizes` (together with every
             name, product and literal that ``expected`` mentions, when it is not a function). Axes whose sizes

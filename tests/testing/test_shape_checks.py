@@ -283,3 +283,34 @@ def test_given_sizes_the_model_does_not_have_are_named_in_the_failure():
         match=r"note: the sizes say dirs = 2 \(the model has 1\), from model \(GRU\): a correct model fails",
     ):
         check_shape_contract(gru, make_x, (None, "layers*dirs batch hidden"), sizes=sizes)
+
+
+class DictTagger(nn.Module):
+    """Returns a dict, as many real models do: per-step logits and the last state."""
+
+    def __init__(self, sizes, swap: bool = False):
+        super().__init__()
+        self.swap = swap
+        self.rnn = nn.GRU(sizes["input"], sizes["hidden"], batch_first=True)
+        self.head = nn.Linear(sizes["hidden"], sizes["classes"])
+
+    def forward(self, x):
+        out, h_n = self.rnn(x)
+        logits = self.head(out)
+        return {"logits": logits.transpose(0, 1) if self.swap else logits, "h_n": h_n, "steps": x.shape[1]}
+
+
+def test_a_dict_result_is_checked_key_by_key_and_unnamed_keys_are_left_alone():
+    expected = {"logits": "batch time classes", "h_n": "layers*dirs batch hidden"}
+    names = ["batch", "time", "input", "hidden", "classes"]
+    make = lambda s: torch.randn(s["batch"], s["time"], s["input"])  # noqa: E731
+    check_shape_contract(lambda s: DictTagger(s), make, expected, sizes=names)
+    with pytest.raises(
+        CheckFailed, match=r"result\['logits'\] has shape(.|\n)*swapped: batch and time"
+    ) as info:
+        check_shape_contract(lambda s: DictTagger(s, swap=True), make, expected, sizes=names)
+    assert "result['h_n']" not in str(info.value).split("result['logits']")[1].split("\n")[0]
+    with pytest.raises(
+        CheckFailed, match=r"result has no key 'state' \(its keys: \['logits', 'h_n', 'steps'\]\)"
+    ):
+        check_shape_contract(lambda s: DictTagger(s), make, {"state": "batch hidden"}, sizes=names)
