@@ -22,7 +22,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -30,6 +30,10 @@ from torch import Tensor
 CHUNK_BUDGET_BYTES = 256 * 2**20
 """Default memory budget of one batched backward pass: ``chunk_size=None`` takes as many rows per pass as keep
 ``rows * (bytes the forward pass saved for backward)`` under this."""
+
+PROBE_ROWS = 2
+"""Rows of the first batched backward pass, which shows whether vmap batches every operation of the model's
+backward (else the rest runs one backward pass per product)."""
 
 MAX_CHUNK = 64
 """The most rows in one batched backward pass by default (larger chunks stop paying off on a CPU)."""
@@ -70,6 +74,34 @@ def auto_chunk(saved: int) -> int:
     return max(1, min(MAX_CHUNK, CHUNK_BUDGET_BYTES // max(saved, 1)))
 
 
+UNBATCHED_NODES = {
+    "PackPaddedSequenceBackward0": "aten::_pack_padded_sequence_backward (pack_padded_sequence)"
+}
+"""Autograd nodes whose backward vmap cannot batch, found by measurement: with one in the graph, a batched pass
+costs many times the products it batches (a packed LSTM tagger: 14 s batched, 2.5 s one pass each)."""
+
+
+def _unbatched_node(out: Tensor) -> str | None:
+    """The first node of ``out``'s autograd graph listed in ``UNBATCHED_NODES``, described, else None."""
+    seen: set[Any] = set()
+    stack = [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        found = UNBATCHED_NODES.get(node.name())
+        if found is not None:
+            return found
+        stack.extend(fn for fn, _ in node.next_functions)
+    return None
+
+
+LOOP_ON_FALLBACK = True
+"""Where vmap warns that it has no batching rule for an operation of the backward pass, run the remaining
+products one backward pass each (tests switch it off to compare vmap's own fallback)."""
+
+
 class VJPRows:
     """Computes rows of the influence matrix: ``rows(masks)`` -> ``max |grad|`` per input slice, one row per mask.
 
@@ -90,16 +122,31 @@ class VJPRows:
         self.chunk_size = chunk_size
         self.batched = chunk_size > 1
         self.reason = "chunk_size=1" if chunk_size == 1 else ""
+        if self.batched and (node := _unbatched_node(out)) is not None:
+            self.batched = False
+            self.reason = (
+                f"the backward pass runs {node}, which vmap has no batching rule for: one backward pass per "
+                "product is faster than vmap's per-product fallback"
+            )
         self.passes = 0
         self.vjps = 0
+        self.probed = False  # a first batched pass of PROBE_ROWS rows has shown whether vmap batches it all
 
     def rows(self, masks: Tensor) -> Tensor:
         """``(k, n_out)`` 0/1 masks -> ``(k, n_in)`` float64 on the CPU."""
         k = int(masks.shape[0])
         found: list[Tensor] = []
-        chunks = max(1, math.ceil(k / max(self.chunk_size, 1)))
-        size = math.ceil(k / chunks) if k else 0
-        for start in range(0, k, max(size, 1)):
+        done = 0
+        if self.batched and not self.probed and k > PROBE_ROWS:
+            # a small first pass: where vmap falls back to a per-product loop inside the backward (an operation
+            # without a batching rule), a backward pass per product is faster, and the rest runs that way
+            found.append(self._chunk(masks[:PROBE_ROWS]))
+            done = PROBE_ROWS
+        self.probed = True
+        rest = k - done
+        chunks = max(1, math.ceil(rest / max(self.chunk_size, 1)))
+        size = math.ceil(rest / chunks) if rest else 0
+        for start in range(done, k, max(size, 1)):
             found.append(self._chunk(masks[start : start + size]))
         self.vjps += k
         if not found:
@@ -121,9 +168,17 @@ class VJPRows:
                     grad = torch.func.vmap(self._vjp)(cot)
                 self.passes += 1
                 slow = [str(w.message) for w in caught if "batching rule" in str(w.message).lower()]
-                if slow and not self.reason:
+                if slow and not LOOP_ON_FALLBACK:
                     ops = sorted({m.group(1) for w in slow if (m := re.search(r"(aten::\w+)", w))})
-                    self.reason = f"vmap ran {', '.join(ops) or 'some operations'} one product at a time: no batching rule"
+                    self.reason = f"vmap ran {', '.join(ops) or 'some operations'} one product at a time"
+                elif slow:
+                    ops = sorted({m.group(1) for w in slow if (m := re.search(r"(aten::\w+)", w))})
+                    self.batched = False
+                    self.reason = (
+                        f"vmap has no batching rule for {', '.join(ops) or 'some operations'} and would loop over "
+                        f"the products inside every batched pass (seen in a pass of {int(masks.shape[0])}): one "
+                        "backward pass per product is faster"
+                    )
                 for w in caught:
                     if "batching rule" not in str(w.message).lower():
                         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -279,7 +279,9 @@ def _match(
             return
         for key, sub in spec.items():  # keys the contract does not name are not checked
             if key not in result:
-                problems.append(f"{path} has no key {key!r} (its keys: {list(result)}), which the contract names")
+                problems.append(
+                    f"{path} has no key {key!r} (its keys: {list(result)}), which the contract names"
+                )
                 continue
             _match(result[key], sub, sizes, f"{path}[{key!r}]", problems, checked)
         return
