@@ -212,6 +212,8 @@ class GradProbe:
         self._search = False  # look for the embedding the token inputs go through
         self._want: int | None = None  # wrt=<a token input>: the embedding call that reads this input
         self._read: int | None = None  # the token input whose embedding output is the leaf (when known)
+        self._chosen = isinstance(wrt, nn.Module)  # the module to differentiate at was named by wrt
+        self._tuple_out = False  # ... and returned a tuple (an RNN's (output, h_n)): its first tensor
         if isinstance(wrt, nn.Module):
             self.module = wrt
         elif isinstance(wrt, int):
@@ -247,6 +249,9 @@ class GradProbe:
         assert self.module is not None
         what = _module_name(self.model, self.module)
         rows = "; packed rows mapped back to (example, step)" if self.rows is not None else ""
+        if self._chosen:
+            first = "the first tensor of " if self._tuple_out else ""
+            return f"{first}the output of {what} (hooked: wrt names it{rows})"
         if self.axis_of and any(j != k for j, k in self.axis_of.items()):
             rows += "; the model permutes the indices before embedding them, so your axes are read through it"
         if self._read is not None and len(self._tokens) > 1:
@@ -306,27 +311,46 @@ class GradProbe:
             return call(self.model, *self.args), self.leaf
         captured: list[Tensor] = []
         fed: list[Tensor] = []
+        ran: list[str] = []
+        packed_out: list[PackedSequence] = []
+        swapped_out: list[Any] = []
 
         def hook(_module: nn.Module, inp: Any, out: Any) -> Any:
-            if not isinstance(out, Tensor):
+            ran.append(describe(out))
+            if captured:
                 return None
-            leaf = out.detach().requires_grad_(True)
-            captured.append(leaf)
+            # the module's output, or the first tensor of it (an RNN's ``output`` of ``(output, h_n)``)
+            swapped = _swap_first_tensor(out, captured, packed_out)
+            if not captured:
+                return None
             fed.extend(inp[:1])
-            return leaf
+            swapped_out.append(swapped)
+            return swapped
 
         handle = self.module.register_forward_hook(hook)
         try:
             result = call(self.model, *self.args)
         finally:
             handle.remove()
-        if len(captured) != 1:
+        name = _module_name(self.model, self.module)
+        if len(ran) == 1 and not captured:
             raise ValueError(
-                f"{_module_name(self.model, self.module)} ran {len(captured)} times in one call of the model; "
-                "the check needs it to run exactly once (over the whole batch) to take gradients with respect "
-                "to its output. Pass float inputs instead (e.g. embed the indices yourself inside call=...) or "
-                "pass wrt=<the module whose output is the per-step input>"
+                f"{name} returned {ran[0]}, which holds no float tensor to take gradients with respect to; pass "
+                "wrt=<a module whose output (or first tensor of it) is the per-step float input>"
             )
+        if len(ran) != 1:
+            raise ValueError(
+                f"{name} ran {len(ran)} times in one call of the model; the check needs it to run exactly once "
+                "(over the whole batch) to take gradients with respect to its output. Pass float inputs instead "
+                "(e.g. embed the indices yourself inside call=...) or pass wrt=<the module whose output is the "
+                "per-step input>"
+            )
+        self._tuple_out = isinstance(swapped_out[0], (tuple, list)) and not isinstance(
+            swapped_out[0], PackedSequence
+        )
+        if packed_out:  # a PackedSequence output: its data rows map back to (example, step)
+            self.rows = packed_rows(packed_out[0])
+            return result, captured[0]
         self._map_packed_rows(fed[0] if fed else None, captured[0])
         self._map_axes(fed[0] if fed else None)
         return result, captured[0]
@@ -439,6 +463,33 @@ class GradProbe:
             ):
                 self.rows = packed_rows(arg)
                 return
+
+
+def _swap_first_tensor(out: Any, captured: list[Tensor], packed_out: list[PackedSequence]) -> Any:
+    """``out`` with its first float tensor, depth first, replaced by a leaf that requires grad (appended to
+    ``captured``); a PackedSequence's data is that tensor (the new PackedSequence goes to ``packed_out``)."""
+    if captured:
+        return out
+    if isinstance(out, PackedSequence):
+        if not out.data.is_floating_point():
+            return out
+        leaf = out.data.detach().requires_grad_(True)
+        captured.append(leaf)
+        packed = PackedSequence(leaf, out.batch_sizes, out.sorted_indices, out.unsorted_indices)
+        packed_out.append(packed)
+        return packed
+    if isinstance(out, Tensor):
+        if not (out.is_floating_point() or out.is_complex()):
+            return out
+        leaf = out.detach().requires_grad_(True)
+        captured.append(leaf)
+        return leaf
+    if isinstance(out, (tuple, list)):
+        items = [_swap_first_tensor(item, captured, packed_out) for item in out]
+        if hasattr(out, "_fields"):  # a namedtuple
+            return type(out)(*items)
+        return type(out)(items)
+    return out
 
 
 def packed_rows(packed: PackedSequence) -> Tensor:

@@ -292,7 +292,8 @@ def check_batch_independence(
             ``model(source, lengths, target_in)``. An input that is a tuple of float tensors sharing every axis
             but the last (an LSTM's ``(h0, c0)``, also with ``proj_size``) is differentiated as one tensor, its
             parts joined on the last axis: ``wrt=1, batch_axis=1`` for ``model(ids, (h0, c0))``. A module
-            picks that module's output (it must run exactly once).
+            picks that module's output, or its first float tensor (``output`` of an RNN's ``(output, h_n)``;
+            a PackedSequence's rows are mapped back to their example and step); it must run exactly once.
         batch_axis: the batch axis of that input (0 for batch_first, 1 for time-first sequences).
         output_batch_axis: the batch axis of the output; default ``batch_axis``. Use 1 for a hidden state
             ``layers*dirs batch hidden``.

@@ -137,7 +137,7 @@ class VJPRows:
         k = int(masks.shape[0])
         found: list[Tensor] = []
         done = 0
-        if self.batched and not self.probed and k > PROBE_ROWS:
+        if self.batched and not self.probed and k >= 4 * PROBE_ROWS:
             # a small first pass: where vmap falls back to a per-product loop inside the backward (an operation
             # without a batching rule), a backward pass per product is faster, and the rest runs that way
             found.append(self._chunk(masks[:PROBE_ROWS]))

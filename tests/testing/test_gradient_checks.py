@@ -22,7 +22,7 @@ from rnn_zoo import (
     tokens,
 )
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnshapes.testing import CheckFailed, check_batch_independence, check_causal
 
@@ -327,3 +327,55 @@ def test_wrt_a_tuple_that_is_not_a_state_is_refused_with_what_it_takes():
         ValueError, match=r"wrt=1 must index a floating-point input \(or a tuple of them sharing all"
     ):
         check_batch_independence(StatefulTokenTagger(), (ids, pair), wrt=1)
+
+
+class TwoGRUs(nn.Module):
+    """A GRU whose (output, h_n) feeds a second GRU: wrt=model.first differentiates its output."""
+
+    def __init__(self, packed: bool = False, bidirectional: bool = False):
+        super().__init__()
+        self.packed = packed
+        self.first = nn.GRU(3, HIDDEN, batch_first=True)
+        self.second = nn.GRU(HIDDEN, HIDDEN, batch_first=True, bidirectional=bidirectional)
+
+    def forward(self, x, lengths):
+        if self.packed:
+            out, _ = self.first(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        else:
+            out, _ = self.first(x)
+        return self.second(out)[0]
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_wrt_a_module_that_returns_a_tuple_differentiates_its_first_tensor(packed):
+    x, lengths = features(batch=4, time=5), torch.tensor([5, 2, 4, 3])
+    model = TwoGRUs(packed)
+    found = check_causal(model, (x, lengths), wrt=model.first)
+    assert found.shape == (5, 5)
+    assert check_batch_independence(model, (x, lengths), wrt=model.first).shape == (4, 4)
+    leaky = TwoGRUs(packed, bidirectional=True)
+    with pytest.raises(
+        CheckFailed, match=r"the first tensor of the output of model\.first \(GRU\) \(hooked: wrt names it"
+    ):
+        check_causal(leaky, (x, lengths), wrt=leaky.first)
+
+
+def test_wrt_a_module_that_returns_no_float_tensor_says_so():
+    class Ids(nn.Module):
+        def forward(self, x):
+            return x.argmax(-1)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ids, self.embed, self.rnn = Ids(), nn.Embedding(3, 4), nn.GRU(4, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(self.embed(self.ids(x)))[0]
+
+    model = Model()
+    with pytest.raises(
+        ValueError, match=r"model\.ids \(Ids\) returned Tensor\(int64, shape \(4, 5\)\), which holds no float"
+    ):
+        check_causal(model, features(batch=4, time=5), wrt=model.ids)
