@@ -21,7 +21,7 @@ from ._calls import (
     selector,
     weights_like,
 )
-from ._errors import VACUOUS_BATCH, VACUOUS_STEP, warn_vacuous
+from ._errors import VACUOUS_BATCH, VACUOUS_STEP, CheckFailed, warn_vacuous
 from ._influence import (
     InfluenceMatrix,
     VJPRows,
@@ -43,6 +43,9 @@ class _Probed:
     engine: VJPRows
     n_out: int
     n_in: int
+    selected: str = "r"
+    """How ``output=`` reaches the tensor the check looked at, for hints: ``r``, ``r[0]``..."""
+    packed_leaf: bool = False
 
 
 def _probe(
@@ -103,7 +106,33 @@ def _probe(
         columns = axis_columns(in_axis % leaf.dim(), n_in)
     chunk = auto_chunk(sum(saved.values())) if chunk_size is None else chunk_size
     engine = VJPRows(out, leaf, weights_like(out, seed), out_axis, columns, chunk)
-    return _Probed(out, leaf, probe.name, engine, n_out, n_in)
+    selected = "r"
+    if output is None and not isinstance(result, Tensor):
+        selected = "r[0]" if isinstance(result, (tuple, list)) and isinstance(result[0], Tensor) else "r[...]"
+    return _Probed(out, leaf, probe.name, engine, n_out, n_in, selected, probe.rows is not None)
+
+
+def _flattened_hint(p: _Probed, batch_axis: int, time_axis: int, causal: bool) -> str | None:
+    """When the output has an axis of batch*time (a model that flattens its logits for the loss, as
+    ``decoded.view(-1, ntoken)``), the ``output=`` that restores batch and time, in the order the model's input
+    has them (the order a view of the flattened tensor keeps)."""
+    leaf = p.leaf
+    if p.packed_leaf or leaf.dim() < 2 or {batch_axis % leaf.dim(), time_axis % leaf.dim()} != {0, 1}:
+        return None
+    first, second = int(leaf.shape[0]), int(leaf.shape[1])
+    if first < 2 or second < 2 or first * second not in tuple(p.out.shape):
+        return None
+    batch_first = batch_axis % leaf.dim() == 0
+    order = "batch, time" if batch_first else "time, batch"
+    if causal:
+        axes = f"output_time_axis={1 if batch_first else 0}"
+    else:
+        axes = f"output_batch_axis={0 if batch_first else 1}"
+    return (
+        f"the output has an axis of {first}*{second} = {first * second}: batch and time flattened together "
+        f"(e.g. .view(-1, classes) for the loss). Restore them in the input's order ({order}): "
+        f"output=lambda r: {p.selected}.view({first}, {second}, -1), {axes}"
+    )
 
 
 @contextlib.contextmanager
@@ -337,9 +366,10 @@ def check_batch_independence(
             "batch independence: the output's batch axis and the input's batch axis have different sizes.",
             f"{output_name(output)} {describe(p.out)} has {n_out} along axis {out_axis}; {p.name} "
             f"{describe(p.leaf)} has batch {n_in} along axis {batch_axis}",
-            "set batch_axis / output_batch_axis to the batch axes (time-first tensors have batch at axis 1, a "
-            "hidden state layers*dirs batch hidden too); an output flattened to (batch*time, ...) needs "
-            "output=lambda r: r.view(batch, time, -1) or similar",
+            _flattened_hint(p, batch_axis, 1 - batch_axis if batch_axis in (0, 1) else 1, causal=False)
+            or "set batch_axis / output_batch_axis to the batch axes (time-first tensors have batch at axis 1, "
+            "a hidden state layers*dirs batch hidden too); an output flattened to (batch*time, ...) needs "
+            "output=lambda r: r.view(...) back to its batch and time axes, in the order the model had them",
         )
     if p.n_in == 1:
         warn_vacuous(VACUOUS_BATCH)
@@ -433,20 +463,26 @@ def check_causal(
         column=1,
         chunk_size=chunk_size,
     )
+    def different_sizes() -> CheckFailed:
+        return fail(
+            "causality: the output's time axis and the input's time axis have different sizes.",
+            f"{output_name(output)} {describe(p.out)} has {p.n_out} along axis {out_axis}; {p.name} "
+            f"{describe(p.leaf)} has {p.n_in} along axis {time_axis}",
+            _flattened_hint(p, 1 - time_axis if time_axis in (0, 1) else 0, time_axis, causal=True)
+            or "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0); "
+            "the check needs a per-step output. A model that packs and pads back needs "
+            "pad_packed_sequence(..., total_length=x.shape[1]) for its output to keep the input's steps",
+        )
+
+    if p.n_out > p.n_in or p.n_in == 0:  # more output steps than input steps: no padding explains it
+        raise different_sizes()
     matrix = every_row(p.engine, p.n_out)
     n = min(p.n_out, p.n_in)
     note = ""
     if p.n_out != p.n_in:
         extra = torch.cat([matrix[n:].flatten(), matrix[:, n:].flatten()])
         if bool((extra > atol).any()) or n == 0:
-            raise fail(
-                "causality: the output's time axis and the input's time axis have different sizes.",
-                f"{output_name(output)} {describe(p.out)} has {p.n_out} along axis {out_axis}; {p.name} "
-                f"{describe(p.leaf)} has {p.n_in} along axis {time_axis}",
-                "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0); "
-                "the check needs a per-step output. A model that packs and pads back needs "
-                "pad_packed_sequence(..., total_length=x.shape[1]) for its output to keep the input's steps",
-            )
+            raise different_sizes()
         note = (
             f"compared the {n} steps both have: the other {max(p.n_out, p.n_in) - n} steps of the "
             f"{'input' if p.n_in > n else 'output'} are padding that reaches nothing (no total_length)"

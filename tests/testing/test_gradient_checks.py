@@ -379,3 +379,41 @@ def test_wrt_a_module_that_returns_no_float_tensor_says_so():
         ValueError, match=r"model\.ids \(Ids\) returned Tensor\(int64, shape \(4, 5\)\), which holds no float"
     ):
         check_causal(model, features(batch=4, time=5), wrt=model.ids)
+
+
+class FlatLM(nn.Module):
+    """pytorch/examples' word language model: logits flattened to (time*batch, ntoken) for the loss."""
+
+    def __init__(self, batch_first: bool = False):
+        super().__init__()
+        self.embed = nn.Embedding(20, 6)
+        self.rnn = nn.GRU(6, HIDDEN, batch_first=batch_first)
+        self.head = nn.Linear(HIDDEN, 20)
+
+    def forward(self, ids, hidden):
+        output, hidden = self.rnn(self.embed(ids), hidden)
+        return self.head(output).view(-1, 20), hidden
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_a_flattened_output_is_refused_at_once_with_the_view_that_restores_it_and_that_view_passes(
+    batch_first,
+):
+    torch.manual_seed(0)
+    time, batch = 7, 3
+    model, h0 = FlatLM(batch_first), torch.zeros(1, batch, HIDDEN)
+    ids = torch.randint(0, 20, (batch, time) if batch_first else (time, batch))
+    b_axis, t_axis = (0, 1) if batch_first else (1, 0)
+    shape = f"{batch}, {time}" if batch_first else f"{time}, {batch}"
+    with pytest.raises(
+        CheckFailed, match=rf"output=lambda r: r\[0\]\.view\({shape}, -1\), output_batch_axis={b_axis}"
+    ):
+        check_batch_independence(model, (ids, h0), batch_axis=b_axis)
+    with pytest.raises(
+        CheckFailed, match=rf"output=lambda r: r\[0\]\.view\({shape}, -1\), output_time_axis={t_axis}"
+    ):
+        check_causal(model, (ids, h0), time_axis=t_axis)
+    view = (batch, time, -1) if batch_first else (time, batch, -1)
+    check_batch_independence(model, (ids, h0), batch_axis=b_axis, output=lambda r: r[0].view(*view))
+    found = check_causal(model, (ids, h0), time_axis=t_axis, output=lambda r: r[0].view(*view))
+    assert found.shape == (time, time)
