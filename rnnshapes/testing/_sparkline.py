@@ -9,6 +9,11 @@ BARS = "▁▂▃▄▅▆▇█"
 ASCII_BARS = "_.-:=+*#"
 """The same eight heights in plain ASCII, for terminals that cannot print block characters."""
 
+FLAT = 1e-4
+"""A curve whose spread (max - min) is at most this fraction of its largest magnitude is drawn flat: the numbers
+printed beside it (4 significant digits) cannot show such a change, and a picture of a slope would tell a run
+that did not learn to train longer."""
+
 NON_FINITE = "!"
 """What a NaN or infinite value is drawn as."""
 
@@ -24,7 +29,8 @@ def sparkline(values: Iterable[float], *, width: int = 60, ascii: bool = False) 
         ascii: use ``_.-:=+*#`` instead of the Unicode block characters.
 
     Returns:
-        The line; empty for an empty curve. A constant curve is drawn at mid height.
+        The line; empty for an empty curve. A constant curve, or one whose spread is at most ``FLAT`` of its
+        largest magnitude, is drawn at mid height.
 
     Example:
         >>> sparkline([0, 1, 2, 3, 4, 5, 6, 7])
@@ -41,6 +47,8 @@ def sparkline(values: Iterable[float], *, width: int = 60, ascii: bool = False) 
     bars = ASCII_BARS if ascii else BARS
     low, high = min(finite), max(finite)
     span = high - low
+    if span <= FLAT * max(abs(low), abs(high)):  # float noise on a flat curve is no slope
+        span = 0.0
     top = len(bars) - 1
     out = []
     for v in points:

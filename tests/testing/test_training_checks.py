@@ -52,6 +52,15 @@ def test_sparkline_draws_min_to_max_and_marks_non_finite_values():
         sparkline([1], width=0)
 
 
+def test_a_curve_flat_to_its_printed_digits_is_drawn_flat_not_as_a_slope():
+    # lr 1e-6: the loss moves by 1e-5 of itself; the numbers print 1.139 -> 1.139, so must the picture
+    assert sparkline([1.0, 1.000001, 1.000002]) == BARS[3] * 3
+    assert sparkline([1.139 + 1e-5 * k for k in range(5)]) == BARS[3] * 5
+    assert sparkline([1.0, 1.001]) == BARS[0] + BARS[-1]  # a change the digits show is drawn
+    assert sparkline([0.001, 0.0005]) == BARS[-1] + BARS[0]  # small values: the spread is relative to them
+    assert sparkline([-1e-3, 1e-3]) == BARS[0] + BARS[-1]
+
+
 def test_check_converges_stops_at_the_target_and_returns_the_curve():
     state = {"x": 0.0}
 
