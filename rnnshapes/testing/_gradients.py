@@ -19,6 +19,7 @@ from ._calls import (
     mode,
     output_name,
     selector,
+    tensor_leaves,
     weights_like,
 )
 from ._errors import VACUOUS_BATCH, VACUOUS_STEP, CheckFailed, warn_vacuous
@@ -46,6 +47,8 @@ class _Probed:
     selected: str = "r"
     """How ``output=`` reaches the tensor the check looked at, for hints: ``r``, ``r[0]``..."""
     packed_leaf: bool = False
+    others: tuple[tuple[str, Tensor], ...] = ()
+    """The result's other tensors (path, tensor) when ``output=`` was not given, for hints."""
 
 
 def _probe(
@@ -109,7 +112,26 @@ def _probe(
     selected = "r"
     if output is None and not isinstance(result, Tensor):
         selected = "r[0]" if isinstance(result, (tuple, list)) and isinstance(result[0], Tensor) else "r[...]"
-    return _Probed(out, leaf, probe.name, engine, n_out, n_in, selected, probe.rows is not None)
+    others = () if output is not None else tuple((k, t) for k, t in tensor_leaves(result) if t is not out)
+    return _Probed(out, leaf, probe.name, engine, n_out, n_in, selected, probe.rows is not None, others)
+
+
+def _axis_hint(p: _Probed, name: str, out_axis: int) -> str | None:
+    """When exactly one other axis of the output has the input's size, the axis argument that names it."""
+    for path, t in p.others:  # another tensor of the result has the input's size on that axis
+        if -t.dim() <= out_axis < t.dim() and int(t.shape[out_axis]) == p.n_in and p.n_in >= 2:
+            pick = "r" + path.removeprefix("result")
+            return (
+                f"{path} {describe(t)} has the input's size {p.n_in} along axis {out_axis}, the first tensor "
+                f"does not: pass output=lambda r: {pick} to check that one"
+            )
+    fits = [d for d in range(p.out.dim()) if int(p.out.shape[d]) == p.n_in and d != out_axis % p.out.dim()]
+    if len(fits) != 1 or p.n_in < 2:
+        return None
+    return (
+        f"axis {fits[0]} of the output has the input's size {p.n_in}: pass {name}={fits[0]} if that is the axis "
+        "meant, or output=... to pick another tensor of the result"
+    )
 
 
 def _flattened_hint(p: _Probed, batch_axis: int, time_axis: int, causal: bool) -> str | None:
@@ -367,9 +389,11 @@ def check_batch_independence(
             f"{output_name(output)} {describe(p.out)} has {n_out} along axis {out_axis}; {p.name} "
             f"{describe(p.leaf)} has batch {n_in} along axis {batch_axis}",
             _flattened_hint(p, batch_axis, 1 - batch_axis if batch_axis in (0, 1) else 1, causal=False)
+            or _axis_hint(p, "output_batch_axis", out_axis)
             or "set batch_axis / output_batch_axis to the batch axes (time-first tensors have batch at axis 1, "
-            "a hidden state layers*dirs batch hidden too); an output flattened to (batch*time, ...) needs "
-            "output=lambda r: r.view(...) back to its batch and time axes, in the order the model had them",
+            "a hidden state layers*dirs batch hidden too), or output=... to pick another tensor of the result; "
+            "an output flattened to (batch*time, ...) needs output=lambda r: r.view(...) back to its batch and "
+            "time axes, in the order the model had them",
         )
     if p.n_in == 1:
         warn_vacuous(VACUOUS_BATCH)
@@ -469,9 +493,11 @@ def check_causal(
             f"{output_name(output)} {describe(p.out)} has {p.n_out} along axis {out_axis}; {p.name} "
             f"{describe(p.leaf)} has {p.n_in} along axis {time_axis}",
             _flattened_hint(p, 1 - time_axis if time_axis in (0, 1) else 0, time_axis, causal=True)
-            or "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0); "
-            "the check needs a per-step output. A model that packs and pads back needs "
-            "pad_packed_sequence(..., total_length=x.shape[1]) for its output to keep the input's steps",
+            or _axis_hint(p, "output_time_axis", out_axis)
+            or "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0), "
+            "or output=... to pick another tensor of the result: the check needs a per-step output. A model "
+            "that packs and pads back needs pad_packed_sequence(..., total_length=x.shape[1]) for its output to "
+            "keep the input's steps",
         )
 
     if p.n_out > p.n_in or p.n_in == 0:  # more output steps than input steps: no padding explains it

@@ -186,9 +186,16 @@ def _packed_hint(bad: set[int], shorter: list[int]) -> str:
 
 def _check_batch(out: Tensor, ob: int, n: int, output: OutputFn | None) -> None:
     if not -out.dim() <= ob < out.dim() or int(out.shape[ob]) != n:
+        fits = [d for d in range(out.dim()) if int(out.shape[d]) == n]
+        advice = (
+            f"pass output_batch_axis={fits[0]}, the axis of size {n}"
+            if len(fits) == 1
+            else "set output_batch_axis (0 for (batch, classes) logits, 1 for a hidden state layers*dirs batch "
+            "hidden)"
+        )
         raise ValueError(
-            f"{output_name(output)} {describe(out)} has no batch of {n} along output_batch_axis={ob}; set "
-            "output_batch_axis (1 for a hidden state layers*dirs batch hidden) or output=..."
+            f"{output_name(output)} {describe(out)} has no batch of {n} along output_batch_axis={ob}; {advice}, "
+            "or output=... to pick another tensor"
         )
 
 

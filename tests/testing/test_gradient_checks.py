@@ -417,3 +417,36 @@ def test_a_flattened_output_is_refused_at_once_with_the_view_that_restores_it_an
     check_batch_independence(model, (ids, h0), batch_axis=b_axis, output=lambda r: r[0].view(*view))
     found = check_causal(model, (ids, h0), time_axis=t_axis, output=lambda r: r[0].view(*view))
     assert found.shape == (time, time)
+
+
+def test_an_output_axis_left_at_its_default_is_named_with_the_axis_or_tensor_that_fits():
+    class TimeFirstClassifier(
+        nn.Module
+    ):  # the char-RNN tutorial's layout: (time, batch, input) -> (batch, classes)
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = nn.GRU(3, HIDDEN), nn.Linear(HIDDEN, 2)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[1][-1])
+
+    class DictTagger(
+        nn.Module
+    ):  # the first tensor of the result is the state, the per-step logits come second
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = nn.GRU(3, HIDDEN, batch_first=True), nn.Linear(HIDDEN, 2)
+
+        def forward(self, x):
+            out, h_n = self.rnn(x)
+            return {"hidden": h_n, "logits": self.head(out)}
+
+    x = torch.randn(6, 4, 3)  # time 6, batch 4
+    with pytest.raises(
+        CheckFailed, match=r"axis 0 of the output has the input's size 4: pass output_batch_axis=0"
+    ):
+        check_batch_independence(TimeFirstClassifier(), x, batch_axis=1)
+    check_batch_independence(TimeFirstClassifier(), x, batch_axis=1, output_batch_axis=0)
+    with pytest.raises(CheckFailed, match=r"pass output=lambda r: r\['logits'\] to check that one"):
+        check_causal(DictTagger(), features(batch=4, time=6))
+    check_causal(DictTagger(), features(batch=4, time=6), output=lambda r: r["logits"])
