@@ -175,7 +175,9 @@ def _packed_hint(bad: set[int], shorter: list[int]) -> str:
         return (
             "only examples shorter than the padded time differ: padded steps leaked into their results. Pack "
             "the batch (pack_padded_sequence with the lengths, enforce_sorted=False) or mask the padded steps, "
-            "and take the last VALID step (index lengths-1) or h_n instead of out[:, -1]"
+            "and take the last VALID step (index lengths-1) or h_n instead of out[:, -1]. A model that already "
+            "packs may pool over the padded time axis after pad_packed_sequence: out.mean(1) counts the padded "
+            "(zero) steps; divide the sum by the lengths instead (out.sum(1) / lengths.unsqueeze(1))"
         )
     return (
         "examples without padding differ too, so it is not (only) the padding: the batch changes a result. "
@@ -297,6 +299,14 @@ def check_padding_invariance(
                 f"{pad_value:g} does not): if the model finds its padding by value (lengths = (x != "
                 f"{pad_value:g}).sum(1)), that is right, and scramble=False checks what it promises; else "
                 + hint
+            )
+        elif len(variants) > 1 and not any(p.short.startswith("[the existing padding") for p in problems):
+            hint = (
+                "only MORE padding changes the results; other values in the existing padding do not: the model "
+                "does not read the padded values, it counts the padded steps. Usually a mean (or sum, or "
+                "softmax) over the whole padded time axis, such as out.mean(1) after pad_packed_sequence: "
+                "divide the sum over the valid steps by the lengths instead (out.sum(1) / lengths.unsqueeze(1), "
+                "with the padded steps zero), or mask them; or a term that depends on the padded length itself"
             )
         raise fail(
             f"padding changes the results: {len(problems)} of {pairs} (variant, example) pairs differ.",

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from rnn_zoo import H_IN, EmbedTagger, PackedClassifier, PackedInput, UnpackedClassifier, features, tokens
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnshapes.testing import CheckFailed, check_packed_matches_unbatched, check_padding_invariance
 
@@ -137,3 +137,34 @@ def test_a_model_that_finds_padding_by_value_is_told_about_scramble():
         CheckFailed, match=r"(?s)only overwriting the padding with other token values.*scramble=False"
     ):
         check_padding_invariance(model, x, lengths, call=call)
+
+
+class MeanPool(torch.nn.Module):
+    """Packs, pads back, then averages over the padded time axis: every result is divided by the padded length."""
+
+    def __init__(self, total_length: bool):
+        super().__init__()
+        self.total_length = total_length
+        self.gru, self.head = torch.nn.GRU(H_IN, 4, batch_first=True), torch.nn.Linear(4, 2)
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = pad_packed_sequence(
+            self.gru(packed)[0], batch_first=True, total_length=x.shape[1] if self.total_length else None
+        )
+        return self.head(out.mean(1))  # the bug: the mean counts the padded (zero) steps
+
+
+@pytest.mark.parametrize("total_length", [False, True])
+def test_a_mean_over_the_padded_time_axis_is_named_by_the_checks_that_see_it(total_length):
+    x, lengths = features(batch=4, time=9), torch.tensor([9, 3, 5, 2])
+    model = MeanPool(total_length)
+    with pytest.raises(CheckFailed, match=r"out\.mean\(1\) counts the padded \(zero\) steps"):
+        check_packed_matches_unbatched(model, x, lengths)
+    if not total_length:  # padded back to the batch's longest length, more padding cannot change anything
+        check_padding_invariance(model, x, lengths)
+        return
+    with pytest.raises(
+        CheckFailed, match=r"only MORE padding changes the results(.|\n)*it counts the padded steps"
+    ):
+        check_padding_invariance(model, x, lengths)
