@@ -212,6 +212,7 @@ class GradProbe:
         self._search = False  # look for the embedding the token inputs go through
         self._want: int | None = None  # wrt=<a token input>: the embedding call that reads this input
         self._read: int | None = None  # the token input whose embedding output is the leaf (when known)
+        self._parts = 0  # wrt=<token input>: how many embedding calls read (part of) it
         self._chosen = isinstance(wrt, nn.Module)  # the module to differentiate at was named by wrt
         self._tuple_out = False  # ... and returned a tuple (an RNN's (output, h_n)): its first tensor
         if isinstance(wrt, nn.Module):
@@ -254,6 +255,11 @@ class GradProbe:
             return f"{first}the output of {what} (hooked: wrt names it{rows})"
         if self.axis_of and any(j != k for j, k in self.axis_of.items()):
             rows += "; the model permutes the indices before embedding them, so your axes are read through it"
+        if self._parts > 1:
+            return (
+                f"the embedding by {what} of input {self._read} (read in {self._parts} calls, each a part of it, "
+                "as rows of one embedding of the whole input; token indices)"
+            )
         if self._read is not None and len(self._tokens) > 1:
             return f"the output of {what} where it reads input {self._read} (hooked; token indices{rows})"
         if not self._floats or not self._tokens:
@@ -292,7 +298,11 @@ class GradProbe:
     def run(self, call: CallFn) -> tuple[Any, Tensor]:
         """Call the model once; return ``(result, leaf)`` where gradients are taken w.r.t. ``leaf``."""
         if self._search:
-            found = self._run_search(call)
+            wanted = [self._want] if self._want is not None else self._tokens
+            tensors = [i for i in wanted if isinstance(self.args[i], Tensor)]  # packed ones: _run_search
+            found = self._run_parts(call, tensors) if tensors else None
+            if found is None and (self._want is None or not tensors):
+                found = self._run_search(call)
             if found is not None:
                 return found
             self._search = False
@@ -341,9 +351,10 @@ class GradProbe:
         if len(ran) != 1:
             raise ValueError(
                 f"{name} ran {len(ran)} times in one call of the model; the check needs it to run exactly once "
-                "(over the whole batch) to take gradients with respect to its output. Pass float inputs instead "
-                "(e.g. embed the indices yourself inside call=...) or pass wrt=<the module whose output is the "
-                "per-step input>"
+                "(over the whole batch) to take gradients with respect to its output. An embedding that reads a "
+                "token input one step at a time (a decoder loop over target[:, t]) is differentiated with "
+                "wrt=<that input's position> instead; else pass wrt=<the module whose output is the per-step "
+                "input>"
             )
         self._tuple_out = isinstance(swapped_out[0], (tuple, list)) and not isinstance(
             swapped_out[0], PackedSequence
@@ -354,6 +365,79 @@ class GradProbe:
         self._map_packed_rows(fed[0] if fed else None, captured[0])
         self._map_axes(fed[0] if fed else None)
         return result, captured[0]
+
+    def _run_parts(self, call: CallFn, candidates: list[int]) -> tuple[Any, Tensor] | None:
+        """Differentiate at the embedding of a WHOLE token input, a leaf in the caller's layout
+        ``(*input.shape, embed)``, whichever way the model reads it.
+
+        The input is the first of ``candidates`` (positions of token tensors) that an embedding call is fed, as
+        it is or as a view of part of it (``ids.t()``, ``target[:, t]`` one step at a time in a teacher-forced
+        decoder loop). Every call of that embedding fed a view of that input gets the rows of the leaf its
+        indices stand at (the values the embedding returns for them), so gradients reach the leaf at the
+        caller's (example, step) positions, however often and in whatever pieces the model reads it. Calls fed
+        anything else (a start token, a copy, another input) run untouched. The leaf is that embedding applied
+        to the whole input once, with indices the model never reads clamped into range."""
+        state: dict[str, Any] = {"module": None, "input": None, "leaf": None, "reads": 0, "busy": False}
+
+        def positions(fed: Tensor, base: Tensor) -> Tensor | None:
+            """Where each element of ``fed`` stands in ``base`` (flat index), when ``fed`` views ``base``."""
+            if fed.device != base.device or fed.dtype != base.dtype or fed.numel() == 0:
+                return None
+            try:
+                if fed.untyped_storage().data_ptr() != base.untyped_storage().data_ptr():
+                    return None
+                size = base.untyped_storage().nbytes() // base.element_size()
+                tag = torch.full((size,), -1, dtype=torch.long)
+                tag.as_strided(base.shape, base.stride(), base.storage_offset()).copy_(
+                    torch.arange(base.numel()).view(base.shape)
+                )
+                pos = tag.as_strided(fed.shape, fed.stride(), fed.storage_offset())
+            except (RuntimeError, NotImplementedError):  # no storage (a functional or fake tensor), out of range
+                return None
+            return None if bool((pos < 0).any()) else pos.clone()
+
+        def hook(module: nn.Module, inp: Any, out: Any) -> Any:
+            if state["busy"] or not inp or not isinstance(inp[0], Tensor) or not isinstance(out, Tensor):
+                return None
+            if state["module"] is not None and module is not state["module"]:
+                return None
+            fed = inp[0]
+            if tuple(out.shape[:-1]) != tuple(fed.shape):
+                return None  # not a lookup per index (an EmbeddingBag)
+            inputs = candidates if state["input"] is None else [state["input"]]
+            found = [(i, pos) for i in inputs if (pos := positions(fed, self.args[i])) is not None]
+            if not found:
+                return None
+            i, pos = found[0]
+            base = self.args[i]
+            if state["leaf"] is None:
+                rows = getattr(module, "num_embeddings", None)
+                safe = base if rows is None else base.clamp(0, int(rows) - 1)
+                state["busy"] = True
+                try:
+                    whole = module(safe)
+                finally:
+                    state["busy"] = False
+                state.update(module=module, input=i, leaf=whole.detach().requires_grad_(True))
+            state["reads"] += 1
+            leaf = state["leaf"]
+            if pos.shape == base.shape and bool((pos.flatten() == torch.arange(base.numel())).all()):
+                return leaf  # the input itself, as laid out
+            flat = leaf.reshape(base.numel(), -1)
+            return flat.index_select(0, pos.flatten().to(flat.device)).view(*fed.shape, flat.shape[-1])
+
+        handles = [m.register_forward_hook(hook) for m in _embeddings(self.model)]
+        try:
+            result = call(self.model, *self.args)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if state["leaf"] is None:
+            return None
+        self.module = state["module"]
+        self._read = state["input"]
+        self._parts = int(state["reads"])
+        return result, state["leaf"]
 
     def _run_search(self, call: CallFn) -> tuple[Any, Tensor] | None:
         """Hook every embedding; differentiate at the call that reads a token input.

@@ -340,7 +340,9 @@ def check_batch_independence(
             ``wrt=1`` to look at that one instead). An int picks an input by position: for token indices,
             the output of the embedding call that reads that input, so an embedding shared by several inputs
             (a seq2seq model's source and target) works: ``wrt=0`` the source, ``wrt=2`` the target of
-            ``model(source, lengths, target_in)``. An input that is a tuple of float tensors sharing every axis
+            ``model(source, lengths, target_in)``; also when the embedding reads the input in parts, one step
+            at a time (a teacher-forced decoder loop over ``target[:, t]``): gradients are then taken at one
+            embedding of the whole input, whose rows each call gets. An input that is a tuple of float tensors sharing every axis
             but the last (an LSTM's ``(h0, c0)``, also with ``proj_size``) is differentiated as one tensor, its
             parts joined on the last axis: ``wrt=1, batch_axis=1`` for ``model(ids, (h0, c0))``. A module
             picks that module's output, or its first float tensor (``output`` of an RNN's ``(output, h_n)``;

@@ -63,17 +63,25 @@ def test_integer_inputs_are_probed_at_the_embedding_output():
         check_batch_independence(EmbedTagger(leak=True), tokens())
 
 
-def test_an_embedding_run_twice_cannot_be_probed():
+def test_an_embedding_that_reads_its_input_twice_is_probed_at_one_embedding_of_it():
     class Twice(nn.Module):
-        def __init__(self):
+        def __init__(self, leak: bool = False):
             super().__init__()
+            self.leak = leak
             self.embed = nn.Embedding(5, 3)
 
         def forward(self, t):
-            return self.embed(t) + self.embed(t)
+            # a leak in the second read, a view of the last example's tokens for every example
+            second = self.embed(t[-1:].expand_as(t) if self.leak else t)
+            return self.embed(t) + second
 
-    with pytest.raises(ValueError, match="read input 0 2 times in one call"):
-        check_batch_independence(Twice(), torch.zeros(2, 3, dtype=torch.long))
+    ids = torch.tensor([[1, 2, 3], [4, 0, 2]])
+    found = check_batch_independence(Twice(), ids)
+    assert found.shape == (2, 2)
+    with pytest.raises(
+        CheckFailed, match=r"the embedding by model\.embed \(Embedding\) of input 0 \(read in 2 calls"
+    ):
+        check_batch_independence(Twice(leak=True), ids)
 
 
 def test_time_first_model_and_hidden_state_output_axes():
@@ -274,7 +282,7 @@ def test_token_ids_the_model_transposes_are_read_in_the_callers_layout():
     x = torch.randint(1, 30, (4, 7))
     influence = check_batch_independence(SentenceClassifier(), x)
     assert influence.shape == (4, 4)
-    with pytest.raises(CheckFailed, match=r"permutes the indices before embedding them"):
+    with pytest.raises(CheckFailed, match=r"\(i <- j\) are not"):  # the leaf is in the caller's (batch, time)
         check_batch_independence(SentenceClassifier(leak=True), x)
 
 
@@ -450,3 +458,44 @@ def test_an_output_axis_left_at_its_default_is_named_with_the_axis_or_tensor_tha
     with pytest.raises(CheckFailed, match=r"pass output=lambda r: r\['logits'\] to check that one"):
         check_causal(DictTagger(), features(batch=4, time=6))
     check_causal(DictTagger(), features(batch=4, time=6), output=lambda r: r["logits"])
+
+
+class TeacherForced(nn.Module):
+    """The PyTorch seq2seq tutorial's decoder loop: one embedding call per step, fed target[:, t - 1]
+    (a start token first); ``peek`` feeds target[:, t + 1] at step t instead, a decoder that reads the future."""
+
+    def __init__(self, peek: bool = False):
+        super().__init__()
+        self.peek = peek
+        self.embed = nn.Embedding(12, 5)
+        self.cell = nn.GRUCell(5, HIDDEN)
+        self.out = nn.Linear(HIDDEN, 12)
+
+    def forward(self, source, target):
+        h = self.cell(self.embed(source).mean(1))  # the "encoder": a summary of the source
+        step_input = torch.zeros(target.shape[0], dtype=torch.long)  # the start token
+        outputs = []
+        for t in range(target.shape[1]):
+            h = self.cell(self.embed(step_input), h)
+            outputs.append(self.out(h))
+            nxt = t + 2 if self.peek else t  # the input of step t + 1
+            step_input = target[:, min(nxt, target.shape[1] - 1)]  # teacher forcing, a view of the target
+        return torch.stack(outputs, dim=1)
+
+
+def test_a_decoder_that_embeds_the_target_one_step_at_a_time_is_checked_with_wrt_its_position():
+    torch.manual_seed(0)
+    source, target = torch.randint(1, 12, (3, 4)), torch.randint(1, 12, (3, 6))
+    model = TeacherForced()
+    found = check_causal(model, (source, target), wrt=1)
+    assert found.shape == (6, 6)
+    assert bool((found.diagonal() == 0).all()) and bool((found.diagonal(-1) > 0).all())  # step t reads t - 1
+    assert float(found[:, 5].abs().max()) == 0.0  # the last target token is never fed
+    assert check_batch_independence(model, (source, target), wrt=1).shape == (3, 3)
+    with pytest.raises(
+        CheckFailed,
+        match=r"the embedding by model\.embed \(Embedding\) of input 1 \(read in 5 calls, each a part of it",
+    ):
+        check_causal(TeacherForced(peek=True), (source, target), wrt=1)
+    with pytest.raises(ValueError, match=r"ran 7 times(.|\n)*wrt=<that input's position>"):
+        check_causal(model, (source, target), wrt=model.embed)
