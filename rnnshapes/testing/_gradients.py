@@ -356,8 +356,8 @@ def check_batch_independence(
             keep one pass under about 256 MiB (the memory the forward pass saved for backward, times the chunk),
             at most 64. 1 computes one backward pass per product (the slow way, same result). Where the
             model's backward cannot be batched (no vmap rule: ``pack_padded_sequence`` inside the model, or an
-            operation vmap warns about in a first pass of 2 products), the check runs one pass per product,
-            which is then faster, and ``how`` says why.
+            operation vmap warns about in a batched pass), the check runs one pass per product (the rest of them,
+            after such a pass), which is then faster, and ``how`` says why.
 
     Returns:
         The ``batch x batch`` matrix of max |d output_i / d input_j| (rows: output example i), a tensor whose

@@ -31,10 +31,6 @@ CHUNK_BUDGET_BYTES = 256 * 2**20
 """Default memory budget of one batched backward pass: ``chunk_size=None`` takes as many rows per pass as keep
 ``rows * (bytes the forward pass saved for backward)`` under this."""
 
-PROBE_ROWS = 2
-"""Rows of the first batched backward pass, which shows whether vmap batches every operation of the model's
-backward (else the rest runs one backward pass per product)."""
-
 MAX_CHUNK = 64
 """The most rows in one batched backward pass by default (larger chunks stop paying off on a CPU)."""
 
@@ -130,23 +126,16 @@ class VJPRows:
             )
         self.passes = 0
         self.vjps = 0
-        self.probed = False  # a first batched pass of PROBE_ROWS rows has shown whether vmap batches it all
 
     def rows(self, masks: Tensor) -> Tensor:
         """``(k, n_out)`` 0/1 masks -> ``(k, n_in)`` float64 on the CPU."""
         k = int(masks.shape[0])
         found: list[Tensor] = []
-        done = 0
-        if self.batched and not self.probed and k >= 4 * PROBE_ROWS:
-            # a small first pass: where vmap falls back to a per-product loop inside the backward (an operation
-            # without a batching rule), a backward pass per product is faster, and the rest runs that way
-            found.append(self._chunk(masks[:PROBE_ROWS]))
-            done = PROBE_ROWS
-        self.probed = True
-        rest = k - done
-        chunks = max(1, math.ceil(rest / max(self.chunk_size, 1)))
-        size = math.ceil(rest / chunks) if rest else 0
-        for start in range(done, k, max(size, 1)):
+        chunks = max(1, math.ceil(k / max(self.chunk_size, 1)))
+        size = math.ceil(k / chunks) if k else 0
+        for start in range(0, k, max(size, 1)):
+            # where a pass shows vmap falling back to a per-product loop (an operation without a batching rule),
+            # _chunk switches to one backward pass per product for the rest
             found.append(self._chunk(masks[start : start + size]))
         self.vjps += k
         if not found:
