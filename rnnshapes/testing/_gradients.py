@@ -489,6 +489,7 @@ def check_causal(
         column=1,
         chunk_size=chunk_size,
     )
+
     def different_sizes() -> CheckFailed:
         return fail(
             "causality: the output's time axis and the input's time axis have different sizes.",
