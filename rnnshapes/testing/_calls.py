@@ -392,10 +392,7 @@ class GradProbe:
                     torch.arange(base.numel()).view(base.shape)
                 )
                 pos = tag.as_strided(fed.shape, fed.stride(), fed.storage_offset())
-            except (
-                RuntimeError,
-                NotImplementedError,
-            ):  # no storage (a functional or fake tensor), out of range
+            except (RuntimeError, NotImplementedError):  # no storage (functional, fake), or out of range
                 return None
             return None if bool((pos < 0).any()) else pos.clone()
 
