@@ -10,7 +10,6 @@ from torch import Tensor, nn
 
 from ._calls import (
     CallFn,
-    GradProbe,
     OutputFn,
     as_args,
     default_call,
@@ -34,6 +33,7 @@ from ._influence import (
     saved_bytes_hooks,
     separated_rows,
 )
+from ._probe import GradProbe
 
 
 @dataclass
