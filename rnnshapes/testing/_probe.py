@@ -266,18 +266,22 @@ class GradProbe:
             flat = leaf.reshape(base.numel(), -1)
             return flat.index_select(0, pos.flatten().to(flat.device)).view(*fed.shape, flat.shape[-1])
 
-        handles = [m.register_forward_hook(hook) for m in _embeddings(self.model)]
-        try:
-            result = call(self.model, *self.args)
-        finally:
-            for handle in handles:
-                handle.remove()
+        result = self._call_with_embedding_hook(call, hook)
         if state["leaf"] is None:
             return None
         self.module = state["module"]
         self._read = state["input"]
         self._parts = int(state["reads"])
         return result, state["leaf"]
+
+    def _call_with_embedding_hook(self, call: CallFn, hook: Any) -> Any:
+        """Call the model once with ``hook`` as a forward hook on every embedding of it."""
+        handles = [m.register_forward_hook(hook) for m in _embeddings(self.model)]
+        try:
+            return call(self.model, *self.args)
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _run_search(self, call: CallFn) -> tuple[Any, Tensor] | None:
         """Hook every embedding; differentiate at the call that reads a token input.
@@ -318,12 +322,7 @@ class GradProbe:
             captured.append((module, which, inp[0], leaf))
             return leaf
 
-        handles = [m.register_forward_hook(hook) for m in _embeddings(self.model)]
-        try:
-            result = call(self.model, *self.args)
-        finally:
-            for handle in handles:
-                handle.remove()
+        result = self._call_with_embedding_hook(call, hook)
         if not captured:
             return None
         self.module, which, fed, leaf = captured[0]
