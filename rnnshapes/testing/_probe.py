@@ -6,6 +6,7 @@ named by ``wrt``, or, for token indices, one embedding of the whole input that e
 (or a view of part of it) gets its rows from.
 """
 
+import itertools
 from typing import Any
 
 import torch
@@ -52,7 +53,10 @@ class GradProbe:
         self._search = False  # look for the embedding the token inputs go through
         self._want: int | None = None  # wrt=<a token input>: the embedding call that reads this input
         self._read: int | None = None  # the token input whose embedding output is the leaf (when known)
-        self._parts = 0  # wrt=<token input>: how many embedding calls read (part of) it
+        self._parts = (
+            0  # token input differentiated by _run_parts: how many embedding calls read (part of) it
+        )
+        self._modules: list[nn.Module] = []  # ... the embeddings that read it
         self._chosen = isinstance(wrt, nn.Module)  # the module to differentiate at was named by wrt
         self._tuple_out = False  # ... and returned a tuple (an RNN's (output, h_n)): its first tensor
         if isinstance(wrt, nn.Module):
@@ -95,10 +99,12 @@ class GradProbe:
             return f"{first}the output of {what} (hooked: wrt names it{rows})"
         if self.axis_of and any(j != k for j, k in self.axis_of.items()):
             rows += "; the model permutes the indices before embedding them, so your axes are read through it"
-        if self._parts > 1:
+        if self._parts > 1 or len(self._modules) > 1:
+            by = " and ".join(_module_name(self.model, m) for m in self._modules) or what
+            slices = "; each embedding a slice of its last axis" if len(self._modules) > 1 else ""
             return (
-                f"the embedding by {what} of input {self._read} (read in {self._parts} calls, each a part of it, "
-                "as rows of one embedding of the whole input; token indices)"
+                f"the embedding by {by} of input {self._read} (read in {self._parts} calls, as rows of one "
+                f"tensor in the input's layout{slices}; token indices)"
             )
         if self._read is not None and len(self._tokens) > 1:
             return f"the output of {what} where it reads input {self._read} (hooked; token indices{rows})"
@@ -207,72 +213,96 @@ class GradProbe:
         return result, captured[0]
 
     def _run_parts(self, call: CallFn, candidates: list[int]) -> tuple[Any, Tensor] | None:
-        """Differentiate at the embedding of a WHOLE token input, a leaf in the caller's layout
-        ``(*input.shape, embed)``, whichever way the model reads it.
+        """Differentiate at the embeddings of a WHOLE token input: a leaf in the caller's layout
+        ``(*input.shape, embed)``, whichever way and however often the model reads the input.
 
-        The input is the first of ``candidates`` (positions of token tensors) that an embedding call is fed, as
-        it is or as a view of part of it (``ids.t()``, ``target[:, t]`` one step at a time in a teacher-forced
-        decoder loop). Every call of that embedding fed a view of that input gets the rows of the leaf its
-        indices stand at (the values the embedding returns for them), so gradients reach the leaf at the
-        caller's (example, step) positions, however often and in whatever pieces the model reads it. Calls fed
-        anything else (a start token, a copy, another input) run untouched. The leaf is that embedding applied
-        to the whole input once, with indices the model never reads clamped into range."""
-        state: dict[str, Any] = {"module": None, "input": None, "leaf": None, "reads": 0, "busy": False}
+        The input is the first of ``candidates`` (positions of token tensors) that an embedding is fed, as it
+        is, as a view of part of it (``ids.t()``, ``target[:, t]`` in a teacher-forced decoder loop), or as a
+        copy of all of it in some axis order (``ids.long()``, ``ids.t().contiguous()``). The leaf is ZERO:
+        every such call returns its own output plus the leaf's rows at the positions its indices come from, so
+        the model computes exactly what it computes without the check, and the gradient at the leaf's
+        (example, step) rows is the gradient at those embedding outputs. Several embeddings reading the input
+        (a word and a gate embedding) each get their own slice of the leaf's last axis: a first run finds them
+        and their widths. Reads the check cannot place (a copy of part of the input, a flip) run untouched and
+        are counted in ``how``."""
+        self._refuse_shared_tokens(candidates)
+        # first run: which embeddings read which candidate, and how wide their outputs are
+        seen: dict[str, Any] = {"input": None, "widths": {}}
 
-        def positions(fed: Tensor, base: Tensor) -> Tensor | None:
-            """Where each element of ``fed`` stands in ``base`` (flat index), when ``fed`` views ``base``."""
-            if fed.device != base.device or fed.dtype != base.dtype or fed.numel() == 0:
-                return None
-            try:
-                if fed.untyped_storage().data_ptr() != base.untyped_storage().data_ptr():
-                    return None
-                size = base.untyped_storage().nbytes() // base.element_size()
-                tag = torch.full((size,), -1, dtype=torch.long)
-                tag.as_strided(base.shape, base.stride(), base.storage_offset()).copy_(
-                    torch.arange(base.numel()).view(base.shape)
-                )
-                pos = tag.as_strided(fed.shape, fed.stride(), fed.storage_offset())
-            except (RuntimeError, NotImplementedError):  # no storage (functional, fake), or out of range
-                return None
-            return None if bool((pos < 0).any()) else pos.clone()
+        def observe(module: nn.Module, inp: Any, out: Any) -> None:
+            fed = _lookup_input(inp, out)
+            if fed is None:
+                return
+            inputs = candidates if seen["input"] is None else [seen["input"]]
+            for i in inputs:
+                if self._place(fed, i) is not None:
+                    seen["input"] = i
+                    seen["widths"].setdefault(module, int(out.shape[-1]))
+                    return
+
+        self._call_with_embedding_hook(call, observe)
+        if seen["input"] is None:
+            return None
+        i, widths = seen["input"], seen["widths"]
+        base = self.args[i]
+        offsets, total = {}, 0
+        for module, width in widths.items():
+            offsets[module], total = total, total + width
+        state: dict[str, Any] = {"leaf": None, "reads": 0}
 
         def hook(module: nn.Module, inp: Any, out: Any) -> Any:
-            if state["busy"] or not inp or not isinstance(inp[0], Tensor) or not isinstance(out, Tensor):
+            fed = _lookup_input(inp, out)
+            if fed is None or module not in offsets:
                 return None
-            if state["module"] is not None and module is not state["module"]:
+            pos = self._place(fed, i)
+            if pos is None:
                 return None
-            fed = inp[0]
-            if tuple(out.shape[:-1]) != tuple(fed.shape):
-                return None  # not a lookup per index (an EmbeddingBag)
-            inputs = candidates if state["input"] is None else [state["input"]]
-            found = [(i, pos) for i in inputs if (pos := positions(fed, self.args[i])) is not None]
-            if not found:
-                return None
-            i, pos = found[0]
-            base = self.args[i]
             if state["leaf"] is None:
-                rows = getattr(module, "num_embeddings", None)
-                safe = base if rows is None else base.clamp(0, int(rows) - 1)
-                state["busy"] = True
-                try:
-                    whole = module(safe)
-                finally:
-                    state["busy"] = False
-                state.update(module=module, input=i, leaf=whole.detach().requires_grad_(True))
+                zeros = torch.zeros(*base.shape, total, dtype=out.dtype, device=out.device)
+                state["leaf"] = zeros.requires_grad_(True)
             state["reads"] += 1
-            leaf = state["leaf"]
-            if pos.shape == base.shape and bool((pos.flatten() == torch.arange(base.numel())).all()):
-                return leaf  # the input itself, as laid out
-            flat = leaf.reshape(base.numel(), -1)
-            return flat.index_select(0, pos.flatten().to(flat.device)).view(*fed.shape, flat.shape[-1])
+            start, width = offsets[module], widths[module]
+            rows = state["leaf"].reshape(base.numel(), total)[:, start : start + width]
+            add = rows.index_select(0, pos.flatten().to(rows.device)).view(*fed.shape, width)
+            return out + add.to(out.dtype)
 
         result = self._call_with_embedding_hook(call, hook)
         if state["leaf"] is None:
             return None
-        self.module = state["module"]
-        self._read = state["input"]
+        self.module = next(iter(widths))
+        self._modules = list(widths)
+        self._read = i
         self._parts = int(state["reads"])
         return result, state["leaf"]
+
+    def _place(self, fed: Tensor, i: int) -> Tensor | None:
+        """Where the indices ``fed`` stand in token input ``i`` (see ``_locate``), when they are input ``i``'s:
+        a view of another token input belongs to that one, and a copy counts only when its values match input
+        ``i`` alone (a copy task whose source and target are equal cannot say which a copy is)."""
+        others = [j for j in self._tokens if j != i and isinstance(self.args[j], Tensor)]
+        if any(_locate(fed, self.args[j], by_value=False) is not None for j in others):
+            return None
+        pos = _locate(fed, self.args[i], by_value=False)
+        if pos is not None:
+            return pos
+        pos = _locate(fed, self.args[i])
+        if pos is None or any(_locate(fed, self.args[j]) is not None for j in others):
+            return None
+        return pos
+
+    def _refuse_shared_tokens(self, candidates: list[int]) -> None:
+        """Two token inputs holding the same elements (the same tensor passed as source and target): a read
+        cannot be told apart, so say how to make them distinct instead of guessing."""
+        for k, i in enumerate(candidates):
+            for j in [c for c in self._tokens if c != i and isinstance(self.args[c], Tensor)]:
+                if j in candidates[:k]:
+                    continue
+                if _shares_elements(self.args[i], self.args[j]):
+                    raise ValueError(
+                        f"inputs {min(i, j)} and {max(i, j)} hold the same token tensor (or overlapping views of "
+                        "one): the check cannot tell which embedding reads belong to which input. Pass a copy as "
+                        f"one of them (x.clone() for input {max(i, j)})"
+                    )
 
     def _call_with_embedding_hook(self, call: CallFn, hook: Any) -> Any:
         """Call the model once with ``hook`` as a forward hook on every embedding of it."""
@@ -386,6 +416,84 @@ class GradProbe:
             ):
                 self.rows = packed_rows(arg)
                 return
+
+
+def _lookup_input(inp: Any, out: Any) -> Tensor | None:
+    """The index tensor of an embedding call whose output has one row per index (not an EmbeddingBag)."""
+    if not inp or not isinstance(inp[0], Tensor) or not isinstance(out, Tensor):
+        return None
+    fed = inp[0]
+    if (
+        fed.is_floating_point()
+        or fed.is_complex()
+        or fed.numel() == 0
+        or tuple(out.shape[:-1]) != tuple(fed.shape)
+    ):
+        return None
+    return fed
+
+
+def _element_tags(base: Tensor) -> Tensor | None:
+    """A storage-sized tensor holding, at each storage element of ``base``, its flat index in ``base`` (-1
+    elsewhere); None when ``base`` has no plain storage or its elements overlap (``unfold``, ``expand``)."""
+    try:
+        size = base.untyped_storage().nbytes() // base.element_size()
+        tag = torch.full((size,), -1, dtype=torch.long)
+        view = tag.as_strided(base.shape, base.stride(), base.storage_offset())
+        view.copy_(torch.arange(base.numel()).view(base.shape))
+    except (RuntimeError, NotImplementedError):  # no storage (functional, fake)
+        return None
+    if not torch.equal(view, torch.arange(base.numel()).view(base.shape)):
+        return None  # several elements share storage: a view cannot be placed by storage
+    return tag
+
+
+def _locate(fed: Tensor, base: Tensor, by_value: bool = True) -> Tensor | None:
+    """Where each index of ``fed`` stands in ``base`` (flat positions, ``fed``'s shape), when ``fed`` is ``base``
+    itself, a view of part of it, or a copy of all of it in some axis order, possibly flipped or reshaped (the
+    first arrangement whose values agree, the plain one first). None else."""
+    if fed.device != base.device or fed.numel() == 0:
+        return None
+    order = torch.arange(base.numel()).view(base.shape)
+    if fed.shape == base.shape and fed.stride() == base.stride() and fed.data_ptr() == base.data_ptr():
+        return order
+    try:
+        shared = fed.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        shared = False
+    if shared and fed.dtype == base.dtype:
+        tag = _element_tags(base)
+        if tag is not None:
+            try:
+                pos = tag.as_strided(fed.shape, fed.stride(), fed.storage_offset())
+            except RuntimeError:
+                return None
+            return None if bool((pos < 0).any()) else pos.clone()
+    if shared or not by_value or fed.numel() != base.numel() or base.dim() > 3:
+        return None
+    flips = [f for k in range(base.dim() + 1) for f in itertools.combinations(range(base.dim()), k)]
+    for perm in itertools.permutations(range(base.dim())):  # the identity first: a plain copy, .long(), .to()
+        for flip in flips:  # then copies read backwards (a hand-made backward direction: ids.flip(1))
+            moved = base.flip(flip) if flip else base
+            if torch.equal(moved.permute(perm).reshape(fed.shape).to(fed.dtype), fed):
+                placed = order.flip(flip) if flip else order
+                return placed.permute(perm).reshape(fed.shape)
+    return None
+
+
+def _shares_elements(a: Tensor, b: Tensor) -> bool:
+    """Whether two tensors hold some of the same storage elements (the same tensor, or overlapping views)."""
+    try:
+        if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr() or a.device != b.device:
+            return False
+    except (RuntimeError, NotImplementedError):
+        return False
+    if a.element_size() != b.element_size():
+        return True
+    size = a.untyped_storage().nbytes() // a.element_size()
+    mark = torch.zeros(size, dtype=torch.bool)
+    mark.as_strided(a.shape, a.stride(), a.storage_offset()).fill_(True)
+    return bool(mark.as_strided(b.shape, b.stride(), b.storage_offset()).any())
 
 
 def _swap_first_tensor(out: Any, captured: list[Tensor], packed_out: list[PackedSequence]) -> Any:

@@ -494,7 +494,7 @@ def test_a_decoder_that_embeds_the_target_one_step_at_a_time_is_checked_with_wrt
     assert check_batch_independence(model, (source, target), wrt=1).shape == (3, 3)
     with pytest.raises(
         CheckFailed,
-        match=r"the embedding by model\.embed \(Embedding\) of input 1 \(read in 5 calls, each a part of it",
+        match=r"the embedding by model\.embed \(Embedding\) of input 1 \(read in 5 calls, as rows of one tensor",
     ):
         check_causal(TeacherForced(peek=True), (source, target), wrt=1)
     with pytest.raises(ValueError, match=r"ran 7 times(.|\n)*wrt=<that input's position>"):

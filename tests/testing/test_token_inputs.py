@@ -1,0 +1,130 @@
+"""Token-index inputs: the gradient checks differentiate one zero leaf in the caller's layout, whose rows every
+embedding call that reads the input gets added (the input itself, a view of part of it, a copy of all of it in
+another axis order or flipped), so what the model computes is unchanged. Each case here was a false alarm, a
+missed bug or wrong values found by a stranger helper, checked against the model's own behaviour."""
+
+import pytest
+import torch
+from torch import nn
+
+from rnnshapes.testing import CheckFailed, check_batch_independence, check_causal
+
+torch.manual_seed(0)
+VOCAB, EMBED, HIDDEN = 13, 5, 6
+
+
+class LM(nn.Module):
+    """A batch-first GRU language model; ``feed`` says how the ids reach the embedding."""
+
+    def __init__(self, feed: str = "as is"):
+        super().__init__()
+        self.feed = feed
+        self.emb = nn.Embedding(VOCAB, EMBED)
+        self.rnn = nn.GRU(EMBED, HIDDEN, batch_first=True)
+        self.rnn_t = nn.GRU(EMBED, HIDDEN)  # time-first, for the transposed feeds
+        self.gate = nn.Embedding(VOCAB, 1)
+        self.back = nn.GRU(EMBED, HIDDEN, batch_first=True)
+
+    def forward(self, ids):
+        batch, time = ids.shape
+        if self.feed == "transposed copy":  # the model's own layout is time-first, fed a contiguous copy
+            return self.rnn_t(self.emb(ids.t().contiguous()))[0].transpose(0, 1)
+        if self.feed == "flattened copy":
+            return self.rnn_t(self.emb(ids.t().reshape(-1)).view(time, batch, -1))[0].transpose(0, 1)
+        if self.feed == "int32":
+            return self.rnn(self.emb(ids.long()))[0]
+        out = self.rnn(self.emb(ids))[0]
+        if self.feed == "flip copy":  # a hand-made backward direction: step t reads every later step
+            return out + self.back(self.emb(ids.flip(1)))[0].flip(1)
+        if self.feed == "gate over the batch":  # a second embedding, mixing the batch
+            return out * torch.sigmoid(self.gate(ids).mean(0))
+        return out
+
+
+def test_overlapping_windows_from_unfold_are_read_per_example():
+    ids = torch.randint(0, VOCAB, (12,)).unfold(0, 6, 1)[:4]  # (4, 6), windows sharing storage
+    model = LM()
+    assert check_batch_independence(model, ids).shape == (4, 4)
+    assert check_causal(model, ids).shape == (6, 6)
+
+
+@pytest.mark.parametrize("feed", ["transposed copy", "flattened copy", "int32"])
+def test_a_copy_of_the_whole_input_is_placed_in_the_callers_layout(feed):
+    for batch, time in ((4, 4), (3, 5)):  # square, where axes could be confused, and not
+        ids = torch.randint(0, VOCAB, (batch, time))
+        if feed == "int32":
+            ids = ids.int()
+        model = LM(feed)
+        assert check_batch_independence(model, ids).shape == (batch, batch)
+        assert check_batch_independence(model, ids, wrt=0).shape == (batch, batch)
+        assert check_causal(model, ids).shape == (time, time)
+
+
+def test_a_flipped_copy_read_is_seen_and_fails_causality():
+    ids = torch.randint(0, VOCAB, (3, 6))
+    with pytest.raises(CheckFailed, match=r"every output step reads EVERY later step"):
+        check_causal(LM("flip copy"), ids)
+
+
+def test_a_second_embedding_of_the_same_ids_is_differentiated_in_its_own_slice():
+    ids = torch.randint(0, VOCAB, (4, 5))
+    with pytest.raises(
+        CheckFailed,
+        match=r"the embedding by model\.emb \(Embedding\) and model\.gate \(Embedding\) of input 0",
+    ):
+        check_batch_independence(LM("gate over the batch"), ids)
+
+
+def test_the_same_tensor_as_two_token_inputs_is_refused_with_the_fix():
+    class CopyTask(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn = nn.Embedding(VOCAB, EMBED), nn.GRU(EMBED, HIDDEN, batch_first=True)
+
+        def forward(self, source, target):
+            _, h = self.rnn(self.emb(source))
+            return self.rnn(self.emb(target), h)[0]
+
+    x = torch.randint(0, VOCAB, (3, 5))
+    with pytest.raises(
+        ValueError, match=r"inputs 0 and 1 hold the same token tensor(.|\n)*x\.clone\(\) for input 1"
+    ):
+        check_causal(CopyTask(), (x, x), wrt=1)
+    assert check_causal(CopyTask(), (x, x.clone()), wrt=1).shape == (5, 5)  # equal values, two tensors
+
+
+def test_the_matrix_is_the_models_own_jacobian_for_an_embedding_subclass_read_step_by_step():
+    class Positional(nn.Embedding):  # adds a position term per call: per-step calls all get position 0
+        def forward(self, ids):
+            return super().forward(ids) + 0.5 * torch.arange(ids.shape[-1]).unsqueeze(-1)
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.cell = Positional(VOCAB, EMBED), nn.GRUCell(EMBED, HIDDEN)
+
+        def forward(self, target):
+            h, outs = torch.zeros(target.shape[0], HIDDEN), []
+            for t in range(target.shape[1]):
+                h = self.cell(self.emb(target[:, t : t + 1])[:, 0], h)
+                outs.append(h)
+            return torch.stack(outs, 1)
+
+    model, target = Decoder().eval(), torch.randint(0, VOCAB, (3, 4))
+    found = check_causal(model, target)
+    # the model's own Jacobian: d out[:, t] / d (embedding output of step s), weighted as the check weighs
+    embedded = [model.emb(target[:, s : s + 1])[:, 0].detach().requires_grad_() for s in range(4)]
+    h, outs = torch.zeros(3, HIDDEN), []
+    for s in range(4):
+        h = model.cell(embedded[s], h)
+        outs.append(h)
+    out = torch.stack(outs, 1)
+    from rnnshapes.testing._calls import weights_like
+
+    w = weights_like(out, 0)
+    for t in range(4):
+        grads = torch.autograd.grad(
+            (out[:, t] * w[:, t]).sum(), embedded, retain_graph=True, allow_unused=True
+        )
+        row = [0.0 if g is None else float(g.abs().max()) for g in grads]
+        torch.testing.assert_close(found[t].tolist(), row, rtol=1e-5, atol=1e-7)
