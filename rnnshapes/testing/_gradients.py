@@ -262,21 +262,22 @@ def _batch_hint(leaks: Tensor, out: Tensor, out_axis: int) -> str:
 
 
 def _band(future: Tensor) -> int | None:
-    """k when the future leaks are exactly the band t < t' <= t + k (k < steps - 1), else None."""
-    n = int(future.shape[0])
+    """k when the future leaks are exactly the band t < t' <= t + k (k < input steps - 1), else None. The mask
+    may have fewer output steps (rows) than input steps (columns)."""
+    rows, cols = int(future.shape[0]), int(future.shape[1])
     t, s = torch.nonzero(future, as_tuple=True)
     if len(t) == 0:
         return None
     k = int((s - t).max())
-    if k >= n - 1:
+    if k >= cols - 1:
         return None
-    band = torch.ones(n, n, dtype=torch.bool).triu(1) & ~torch.ones(n, n, dtype=torch.bool).triu(k + 1)
+    ones = torch.ones(rows, cols, dtype=torch.bool)
+    band = ones.triu(1) & ~ones.triu(k + 1)
     return k if torch.equal(future, band) else None
 
 
 def _causal_hint(future: Tensor) -> str:
-    n = int(future.shape[0])
-    every = bool(future.sum() == n * (n - 1) // 2)
+    every = bool(future.sum() == torch.ones_like(future).triu(1).sum())
     if every:
         return (
             "every output step reads EVERY later step: a bidirectional layer (bidirectional=True: check_causal "
@@ -490,13 +491,14 @@ def check_causal(
         chunk_size=chunk_size,
     )
 
-    def different_sizes() -> CheckFailed:
+    def different_sizes(reads: str = "") -> CheckFailed:
         return fail(
             "causality: the output's time axis and the input's time axis have different sizes.",
             f"{output_name(output)} {describe(p.out)} has {p.n_out} along axis {out_axis}; {p.name} "
             f"{describe(p.leaf)} has {p.n_in} along axis {time_axis}",
             _flattened_hint(p, 1 - time_axis if time_axis in (0, 1) else 0, time_axis, causal=True)
             or _axis_hint(p, "output_time_axis", out_axis)
+            or reads
             or "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0), "
             "or output=... to pick another tensor of the result: the check needs a per-step output. A model "
             "that packs and pads back needs pad_packed_sequence(..., total_length=x.shape[1]) for its output to "
@@ -509,14 +511,22 @@ def check_causal(
     n = min(p.n_out, p.n_in)
     note = ""
     if p.n_out != p.n_in:
-        extra = torch.cat([matrix[n:].flatten(), matrix[:, n:].flatten()])
-        if bool((extra > atol).any()) or n == 0:
+        if n == 0:
             raise different_sizes()
+        if bool((matrix[:, n:] > atol).any()):
+            # outputs read the input's extra steps: the output's steps are not the input's (strided), or the
+            # model reads ahead (x[:, 1:]); which one, the sizes cannot tell
+            raise different_sizes(
+                f"the outputs read the input's last {p.n_in - n} step(s), so they are no padding: either the "
+                "output's steps are not the input's (every k-th step, a pooled axis: pick or align them with "
+                "output=...), or the model reads ahead (an input shifted with x[:, 1:] gives output step t the "
+                "input of step t+1: a look-ahead, which causality forbids)"
+            )
         note = (
-            f"compared the {n} steps both have: the other {max(p.n_out, p.n_in) - n} steps of the "
-            f"{'input' if p.n_in > n else 'output'} are padding that reaches nothing (no total_length)"
+            f"compared the {n} steps both have: the other {p.n_in - n} steps of the input are padding that "
+            "reaches nothing (no total_length)"
         )
-        matrix = matrix[:n, :n].contiguous()
+        matrix = matrix[:, :n].contiguous()
     if p.n_in == 1:
         warn_vacuous(VACUOUS_STEP)
     influence = finish(matrix, p.engine.how(note))
@@ -528,7 +538,8 @@ def check_causal(
         body = [
             f"gradient of {output_name(output)} at step t (time axis {out_axis}) with respect to {p.name} at a "
             f"later step t' > t (time axis {time_axis}) must be zero.",
-            f"{len(future)} of {n * (n - 1) // 2} pairs (t <- t') are not, the first at output step "
+            f"{len(future)} of {int(torch.ones_like(future_mask).triu(1).sum())} pairs (t <- t') are not, the "
+            "first at output step "
             f"{earliest}; largest max|grad| {float(matrix[worst]):.3g} at (t={worst[0]} <- t'={worst[1]}).",
             f"pairs (t <- t') max|grad|: {_pairs(matrix, future, '<-')}",
         ]

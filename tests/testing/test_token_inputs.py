@@ -128,3 +128,18 @@ def test_the_matrix_is_the_models_own_jacobian_for_an_embedding_subclass_read_st
         )
         row = [0.0 if g is None else float(g.abs().max()) for g in grads]
         torch.testing.assert_close(found[t].tolist(), row, rtol=1e-5, atol=1e-7)
+
+
+def test_a_shifted_input_is_refused_as_other_steps_and_named_as_a_possible_look_ahead():
+    class Shifted(nn.Module):  # embeds ids[:, 1:]: output step t reads token t + 1, and has one step fewer
+        def __init__(self):
+            super().__init__()
+            self.emb, self.rnn = nn.Embedding(VOCAB, EMBED), nn.GRU(EMBED, HIDDEN, batch_first=True)
+
+        def forward(self, ids):
+            return self.rnn(self.emb(ids[:, 1:]))[0]
+
+    with pytest.raises(
+        CheckFailed, match=r"different sizes(.|\n)*reads ahead \(an input shifted with x\[:, 1:\]"
+    ):
+        check_causal(Shifted(), torch.randint(0, VOCAB, (3, 6)))
