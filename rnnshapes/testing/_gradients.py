@@ -116,8 +116,9 @@ def _probe(
     return _Probed(out, leaf, probe.name, engine, n_out, n_in, selected, probe.rows is not None, others)
 
 
-def _axis_hint(p: _Probed, name: str, out_axis: int) -> str | None:
-    """When exactly one other axis of the output has the input's size, the axis argument that names it."""
+def _axis_hint(p: _Probed, name: str, out_axis: int, tensors_only: bool = False) -> str | None:
+    """When another tensor of the result has the input's size on ``out_axis``, the ``output=`` that picks it;
+    else (unless ``tensors_only``) when exactly one other axis of the output has it, the argument naming it."""
     for path, t in p.others:  # another tensor of the result has the input's size on that axis
         if -t.dim() <= out_axis < t.dim() and int(t.shape[out_axis]) == p.n_in and p.n_in >= 2:
             pick = "r" + path.removeprefix("result")
@@ -126,7 +127,7 @@ def _axis_hint(p: _Probed, name: str, out_axis: int) -> str | None:
                 f"does not: pass output=lambda r: {pick} to check that one"
             )
     fits = [d for d in range(p.out.dim()) if int(p.out.shape[d]) == p.n_in and d != out_axis % p.out.dim()]
-    if len(fits) != 1 or p.n_in < 2:
+    if tensors_only or len(fits) != 1 or p.n_in < 2:
         return None
     return (
         f"axis {fits[0]} of the output has the input's size {p.n_in}: pass {name}={fits[0]} if that is the axis "
@@ -497,7 +498,7 @@ def check_causal(
             f"{output_name(output)} {describe(p.out)} has {p.n_out} along axis {out_axis}; {p.name} "
             f"{describe(p.leaf)} has {p.n_in} along axis {time_axis}",
             _flattened_hint(p, 1 - time_axis if time_axis in (0, 1) else 0, time_axis, causal=True)
-            or _axis_hint(p, "output_time_axis", out_axis)
+            or _axis_hint(p, "output_time_axis", out_axis, tensors_only=bool(reads))
             or reads
             or "set time_axis / output_time_axis (batch_first sequences have time at axis 1, time-first at 0), "
             "or output=... to pick another tensor of the result: the check needs a per-step output. A model "
