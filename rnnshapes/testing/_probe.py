@@ -262,8 +262,11 @@ class GradProbe:
                 state["leaf"] = zeros.requires_grad_(True)
             state["reads"] += 1
             start, width = offsets[module], widths[module]
-            rows = state["leaf"].reshape(base.numel(), total)[:, start : start + width]
-            add = rows.index_select(0, pos.flatten().to(rows.device)).view(*fed.shape, width)
+            if pos.shape == base.shape and bool((pos.flatten() == torch.arange(base.numel())).all()):
+                add = state["leaf"][..., start : start + width]  # the input itself, as laid out
+            else:
+                rows = state["leaf"].reshape(base.numel(), total)[:, start : start + width]
+                add = rows.index_select(0, pos.flatten().to(rows.device)).view(*fed.shape, width)
             return out + add.to(out.dtype)
 
         result = self._call_with_embedding_hook(call, hook)
