@@ -223,14 +223,16 @@ class GradProbe:
         the model computes exactly what it computes without the check, and the gradient at the leaf's
         (example, step) rows is the gradient at those embedding outputs. Several embeddings reading the input
         (a word and a gate embedding) each get their own slice of the leaf's last axis: a first run finds them
-        and their widths. Reads the check cannot place (a copy of part of the input, a flip) run untouched and
-        are counted in ``how``."""
+        and their widths. An nn.EmbeddingBag fed a 2-D view or copy of the input (one bag per row, no offsets)
+        adds its own reduction of those rows (sum, mean or max, with padding_idx and per_sample_weights), so its
+        Jacobian is the bag's. Reads the check cannot place (a copy of part of the input, 1-D bags with offsets)
+        run untouched."""
         self._refuse_shared_tokens(candidates)
         # first run: which embeddings read which candidate, and how wide their outputs are
         seen: dict[str, Any] = {"input": None, "widths": {}}
 
-        def observe(module: nn.Module, inp: Any, out: Any) -> None:
-            fed = _lookup_input(inp, out)
+        def observe(module: nn.Module, inp: Any, kwargs: Any, out: Any) -> None:
+            fed = _lookup_input(module, inp, kwargs, out)
             if fed is None:
                 return
             inputs = candidates if seen["input"] is None else [seen["input"]]
@@ -240,7 +242,7 @@ class GradProbe:
                     seen["widths"].setdefault(module, int(out.shape[-1]))
                     return
 
-        self._call_with_embedding_hook(call, observe)
+        self._call_with_embedding_hook(call, observe, with_kwargs=True)
         if seen["input"] is None:
             return None
         i, widths = seen["input"], seen["widths"]
@@ -250,8 +252,8 @@ class GradProbe:
             offsets[module], total = total, total + width
         state: dict[str, Any] = {"leaf": None, "reads": 0}
 
-        def hook(module: nn.Module, inp: Any, out: Any) -> Any:
-            fed = _lookup_input(inp, out)
+        def hook(module: nn.Module, inp: Any, kwargs: Any, out: Any) -> Any:
+            fed = _lookup_input(module, inp, kwargs, out)
             if fed is None or module not in offsets:
                 return None
             pos = self._place(fed, i)
@@ -267,9 +269,11 @@ class GradProbe:
             else:
                 rows = state["leaf"].reshape(base.numel(), total)[:, start : start + width]
                 add = rows.index_select(0, pos.flatten().to(rows.device)).view(*fed.shape, width)
+            if isinstance(module, nn.EmbeddingBag):
+                add = _bag_reduce(module, fed, add, _bag_weights(inp, kwargs))
             return out + add.to(out.dtype)
 
-        result = self._call_with_embedding_hook(call, hook)
+        result = self._call_with_embedding_hook(call, hook, with_kwargs=True)
         if state["leaf"] is None:
             return None
         self.module = next(iter(widths))
@@ -307,9 +311,9 @@ class GradProbe:
                         f"one of them (x.clone() for input {max(i, j)})"
                     )
 
-    def _call_with_embedding_hook(self, call: CallFn, hook: Any) -> Any:
+    def _call_with_embedding_hook(self, call: CallFn, hook: Any, with_kwargs: bool = False) -> Any:
         """Call the model once with ``hook`` as a forward hook on every embedding of it."""
-        handles = [m.register_forward_hook(hook) for m in _embeddings(self.model)]
+        handles = [m.register_forward_hook(hook, with_kwargs=with_kwargs) for m in _embeddings(self.model)]
         try:
             return call(self.model, *self.args)
         finally:
@@ -421,19 +425,42 @@ class GradProbe:
                 return
 
 
-def _lookup_input(inp: Any, out: Any) -> Tensor | None:
-    """The index tensor of an embedding call whose output has one row per index (not an EmbeddingBag)."""
-    if not inp or not isinstance(inp[0], Tensor) or not isinstance(out, Tensor):
+def _lookup_input(module: nn.Module, inp: Any, kwargs: Any, out: Any) -> Tensor | None:
+    """The index tensor of an embedding call: one output row per index, or (an nn.EmbeddingBag without
+    offsets) one per row of a 2-D index tensor."""
+    fed = inp[0] if inp else kwargs.get("input")
+    if not isinstance(fed, Tensor) or not isinstance(out, Tensor):
         return None
-    fed = inp[0]
-    if (
-        fed.is_floating_point()
-        or fed.is_complex()
-        or fed.numel() == 0
-        or tuple(out.shape[:-1]) != tuple(fed.shape)
-    ):
+    if fed.is_floating_point() or fed.is_complex() or fed.numel() == 0:
         return None
-    return fed
+    if isinstance(module, nn.EmbeddingBag):
+        offsets = inp[1] if len(inp) > 1 else kwargs.get("offsets")
+        if offsets is not None or fed.dim() != 2 or tuple(out.shape) != (fed.shape[0], out.shape[-1]):
+            return None
+        return fed
+    return fed if tuple(out.shape[:-1]) == tuple(fed.shape) else None
+
+
+def _bag_weights(inp: Any, kwargs: Any) -> Tensor | None:
+    weights = inp[2] if len(inp) > 2 else kwargs.get("per_sample_weights")
+    return weights if isinstance(weights, Tensor) else None
+
+
+def _bag_reduce(bag: nn.EmbeddingBag, fed: Tensor, rows: Tensor, weights: Tensor | None) -> Tensor:
+    """``rows`` ``(bags, length, embed)``, one per index of ``fed``, reduced as ``bag`` reduces its embeddings:
+    the same Jacobian with respect to each row (padding_idx rows excluded)."""
+    keep = torch.ones_like(fed, dtype=torch.bool) if bag.padding_idx is None else fed != bag.padding_idx
+    if bag.mode == "max":
+        values = nn.functional.embedding(fed, bag.weight).detach()
+        values = values.masked_fill(~keep.unsqueeze(-1), float("-inf"))
+        picked = rows.gather(1, values.argmax(1, keepdim=True)).squeeze(1)
+        return picked * keep.any(1, keepdim=True).to(rows.dtype)  # an empty bag is zeros
+    w = keep.to(rows.dtype)
+    if weights is not None:
+        w = w * weights.to(rows.dtype)
+    if bag.mode == "mean":
+        w = w / keep.sum(1, keepdim=True).clamp(min=1).to(rows.dtype)
+    return (rows * w.unsqueeze(-1)).sum(1)
 
 
 def _element_tags(base: Tensor) -> Tensor | None:

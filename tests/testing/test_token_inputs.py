@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from rnnshapes.testing import CheckFailed, check_batch_independence, check_causal
+from rnnshapes.testing._gradients import _probe
+from rnnshapes.testing._influence import every_row
 
 torch.manual_seed(0)
 VOCAB, EMBED, HIDDEN = 13, 5, 6
@@ -143,3 +145,50 @@ def test_a_shifted_input_is_refused_as_other_steps_and_named_as_a_possible_look_
         CheckFailed, match=r"different sizes(.|\n)*reads ahead \(an input shifted with x\[:, 1:\]"
     ):
         check_causal(Shifted(), torch.randint(0, VOCAB, (3, 6)))
+
+
+class BagContext(nn.Module):
+    """A tagger plus one bag of the WHOLE sequence as context (reads the future), the bag as an nn.EmbeddingBag
+    or, the same function, an nn.Embedding reduced by hand: the check must give both the same matrix."""
+
+    def __init__(self, mode: str, by_hand: bool, weights: bool):
+        super().__init__()
+        self.mode, self.by_hand, self.weights = mode, by_hand, weights
+        self.emb, self.rnn = nn.Embedding(VOCAB, EMBED), nn.GRU(EMBED, HIDDEN, batch_first=True)
+        self.bag = nn.EmbeddingBag(VOCAB, HIDDEN, mode=mode, padding_idx=0)
+        self.rows = nn.Embedding(VOCAB, HIDDEN, padding_idx=0)
+        self.rows.weight = self.bag.weight  # the same table
+
+    def forward(self, ids):
+        weights = torch.linspace(0.5, 1.5, ids.numel()).view(ids.shape) if self.weights else None
+        if not self.by_hand:
+            context = self.bag(ids, per_sample_weights=weights)
+        else:
+            rows, keep = self.rows(ids), (ids != 0).unsqueeze(-1)
+            if self.mode == "max":
+                context = rows.masked_fill(~keep, float("-inf")).amax(1)
+            else:
+                w = keep.float() * (1.0 if weights is None else weights.unsqueeze(-1))
+                context = (rows * w).sum(1) / (keep.sum(1).clamp(min=1) if self.mode == "mean" else 1)
+        return self.rnn(self.emb(ids))[0] + context.unsqueeze(1)
+
+
+@pytest.mark.parametrize(
+    ("mode", "weights"), [("sum", False), ("sum", True), ("mean", False), ("max", False)]
+)
+def test_an_embedding_bag_over_the_input_is_differentiated_with_its_own_jacobian(mode, weights):
+    torch.manual_seed(1)
+    ids = torch.randint(1, VOCAB, (3, 5))
+    ids[1, 3:] = 0  # padding_idx inside a bag
+    bag, by_hand = BagContext(mode, False, weights), BagContext(mode, True, weights)
+    by_hand.load_state_dict(bag.state_dict())
+    with pytest.raises(CheckFailed, match=r"every output step reads EVERY later step"):
+        check_causal(bag, ids)
+    assert check_batch_independence(bag, ids).shape == (3, 3)
+
+    def matrix(model):  # the whole causal matrix, failing or not
+        p = _probe(model, ids, call=None, output=None, wrt=None, in_axis=1, out_axis=1, out_batch_first=True,
+                   in_batch_first=True, seed=0, what="test", column=1, chunk_size=1)  # fmt: skip
+        return every_row(p.engine, p.n_out)
+
+    torch.testing.assert_close(matrix(bag), matrix(by_hand), rtol=1e-5, atol=1e-7)
