@@ -1,0 +1,110 @@
+"""Where an embedding call's indices stand in a token input (private, used by ``_probe``): the input itself, a
+view of part of it (placed by storage), or a copy of all of it (placed by values); and an nn.EmbeddingBag's
+reduction, so that a zero leaf added to its rows has the bag's own Jacobian."""
+
+import itertools
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+def _lookup_input(module: nn.Module, inp: Any, kwargs: Any, out: Any) -> Tensor | None:
+    """The index tensor of an embedding call: one output row per index, or (an nn.EmbeddingBag without
+    offsets) one per row of a 2-D index tensor."""
+    fed = inp[0] if inp else kwargs.get("input")
+    if not isinstance(fed, Tensor) or not isinstance(out, Tensor):
+        return None
+    if fed.is_floating_point() or fed.is_complex() or fed.numel() == 0:
+        return None
+    if isinstance(module, nn.EmbeddingBag):
+        offsets = inp[1] if len(inp) > 1 else kwargs.get("offsets")
+        if offsets is not None or fed.dim() != 2 or tuple(out.shape) != (fed.shape[0], out.shape[-1]):
+            return None
+        return fed
+    return fed if tuple(out.shape[:-1]) == tuple(fed.shape) else None
+
+
+def _bag_weights(inp: Any, kwargs: Any) -> Tensor | None:
+    weights = inp[2] if len(inp) > 2 else kwargs.get("per_sample_weights")
+    return weights if isinstance(weights, Tensor) else None
+
+
+def _bag_reduce(bag: nn.EmbeddingBag, fed: Tensor, rows: Tensor, weights: Tensor | None) -> Tensor:
+    """``rows`` ``(bags, length, embed)``, one per index of ``fed``, reduced as ``bag`` reduces its embeddings:
+    the same Jacobian with respect to each row (padding_idx rows excluded)."""
+    keep = torch.ones_like(fed, dtype=torch.bool) if bag.padding_idx is None else fed != bag.padding_idx
+    if bag.mode == "max":
+        values = nn.functional.embedding(fed, bag.weight).detach()
+        values = values.masked_fill(~keep.unsqueeze(-1), float("-inf"))
+        picked = rows.gather(1, values.argmax(1, keepdim=True)).squeeze(1)
+        return picked * keep.any(1, keepdim=True).to(rows.dtype)  # an empty bag is zeros
+    w = keep.to(rows.dtype)
+    if weights is not None:
+        w = w * weights.to(rows.dtype)
+    if bag.mode == "mean":
+        w = w / keep.sum(1, keepdim=True).clamp(min=1).to(rows.dtype)
+    return (rows * w.unsqueeze(-1)).sum(1)
+
+
+def _element_tags(base: Tensor) -> Tensor | None:
+    """A storage-sized tensor holding, at each storage element of ``base``, its flat index in ``base`` (-1
+    elsewhere); None when ``base`` has no plain storage or its elements overlap (``unfold``, ``expand``)."""
+    try:
+        size = base.untyped_storage().nbytes() // base.element_size()
+        tag = torch.full((size,), -1, dtype=torch.long)
+        view = tag.as_strided(base.shape, base.stride(), base.storage_offset())
+        view.copy_(torch.arange(base.numel()).view(base.shape))
+    except (RuntimeError, NotImplementedError):  # no storage (functional, fake)
+        return None
+    if not torch.equal(view, torch.arange(base.numel()).view(base.shape)):
+        return None  # several elements share storage: a view cannot be placed by storage
+    return tag
+
+
+def _locate(fed: Tensor, base: Tensor, by_value: bool = True) -> Tensor | None:
+    """Where each index of ``fed`` stands in ``base`` (flat positions, ``fed``'s shape), when ``fed`` is ``base``
+    itself, a view of part of it, or a copy of all of it in some axis order, possibly flipped or reshaped (the
+    first arrangement whose values agree, the plain one first). None else."""
+    if fed.device != base.device or fed.numel() == 0:
+        return None
+    order = torch.arange(base.numel()).view(base.shape)
+    if fed.shape == base.shape and fed.stride() == base.stride() and fed.data_ptr() == base.data_ptr():
+        return order
+    try:
+        shared = fed.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        shared = False
+    if shared and fed.dtype == base.dtype:
+        tag = _element_tags(base)
+        if tag is not None:
+            try:
+                pos = tag.as_strided(fed.shape, fed.stride(), fed.storage_offset())
+            except RuntimeError:
+                return None
+            return None if bool((pos < 0).any()) else pos.clone()
+    if shared or not by_value or fed.numel() != base.numel() or base.dim() > 3:
+        return None
+    flips = [f for k in range(base.dim() + 1) for f in itertools.combinations(range(base.dim()), k)]
+    for perm in itertools.permutations(range(base.dim())):  # the identity first: a plain copy, .long(), .to()
+        for flip in flips:  # then copies read backwards (a hand-made backward direction: ids.flip(1))
+            moved = base.flip(flip) if flip else base
+            if torch.equal(moved.permute(perm).reshape(fed.shape).to(fed.dtype), fed):
+                placed = order.flip(flip) if flip else order
+                return placed.permute(perm).reshape(fed.shape)
+    return None
+
+
+def _shares_elements(a: Tensor, b: Tensor) -> bool:
+    """Whether two tensors hold some of the same storage elements (the same tensor, or overlapping views)."""
+    try:
+        if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr() or a.device != b.device:
+            return False
+    except (RuntimeError, NotImplementedError):
+        return False
+    if a.element_size() != b.element_size():
+        return True
+    size = a.untyped_storage().nbytes() // a.element_size()
+    mark = torch.zeros(size, dtype=torch.bool)
+    mark.as_strided(a.shape, a.stride(), a.storage_offset()).fill_(True)
+    return bool(mark.as_strided(b.shape, b.stride(), b.storage_offset()).any())
