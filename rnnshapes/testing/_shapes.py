@@ -377,7 +377,9 @@ def check_shape_contract(
             it does not name are not checked); None skips a part. A PackedSequence's ``data`` is checked (``"total
             hidden"``). May also be ``expected(sizes)``.
         sizes: ``{name: size}``, or dimension names to pass to :func:`distinct_sizes` (together with every
-            name, product and literal that ``expected`` mentions, when it is not a function). Axes whose sizes
+            name, product and literal that ``expected`` mentions, when it is not a function), which picks them
+            smallest first in that order: name a size first where the model needs it below another (an
+            LSTM's proj_size, the vocabulary's ``hidden``, below its hidden_size, ``cell``). Axes whose sizes
             coincide, products used in ``expected`` included, are refused (ValueError); factors that are never
             an axis themselves (``layers`` and ``dirs`` of ``layers*dirs``) may coincide.
         call: ``call(model, *inputs) -> result``; default ``model(*inputs)``.
@@ -404,12 +406,12 @@ def check_shape_contract(
     factors_only = {p for n in product_names for p in _factors(n)} - set(named)
     axes = [n for n in dict.fromkeys([*named, *table]) if n not in factors_only and not _is_constant(n)]
     _refuse_coincidences(table, named, axes)
-    net = model(table) if factory else model  # type: ignore[operator]
+    net = _build(model, table, given) if factory else model
     if factory and not given:
         fixed = _from_model(net, names)
         if any(table.get(k) != v for k, v in fixed.items()):  # the factory built other layers / dirs
             table = distinct_sizes(names, fixed=fixed)
-            net = model(table)  # type: ignore[operator]
+            net = _build(model, table, given)
     inputs = make_inputs(table)
     if "total" in named or "total" in table:
         _set_total(table, inputs, given_total=table.get("total"))
@@ -433,6 +435,21 @@ def check_shape_contract(
             "every dimension has a different size here, so each axis above is identified by its size",
         )
     return table
+
+
+def _build(factory: Callable[[dict[str, int]], Any], table: dict[str, int], given: bool) -> Any:
+    """``factory(table)``; where it raises, a note gives the sizes and, for picked sizes, how to order them."""
+    try:
+        return factory(table)
+    except Exception as e:
+        e.add_note(f"rnnshapes.testing.check_shape_contract: the model factory raised with sizes {table}")
+        if not given:
+            e.add_note(
+                "the sizes are picked smallest first, in the order the names come (sizes, then expected): where "
+                "the model needs one size below another (nn.LSTM's proj_size < hidden_size), name the smaller "
+                "first, or pass sizes as a dict"
+            )
+        raise
 
 
 def _refuse_coincidences(table: Mapping[str, int], named: list[str], axes: list[str]) -> None:
