@@ -127,17 +127,23 @@ def test_an_exception_inside_the_model_carries_the_sizes():
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning")
 def test_a_factory_that_needs_one_size_below_another_is_told_how_to_order_the_names():
-    def projected(sizes):  # the vocabulary's hidden is the output (proj_size), cell the cell state (hidden_size)
+    # the vocabulary's hidden is the output (proj_size), cell the cell state (hidden_size)
+    def projected(sizes):
         return nn.LSTM(sizes["input"], sizes["cell"], proj_size=sizes["hidden"], batch_first=True)
 
     contract = ("batch time hidden", ("layers*dirs batch hidden", "layers*dirs batch cell"))
     with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size") as info:
         check_shape_contract(projected, make_x, contract, sizes=["batch", "time", "input", "cell", "hidden"])
     notes = "\n".join(info.value.__notes__)
-    assert "the model factory raised with sizes {'batch': 3, 'time': 4, 'input': 5, 'cell': 6, 'hidden': 7" in notes
+    assert (
+        "the model factory raised with sizes {'batch': 3, 'time': 4, 'input': 5, 'cell': 6, 'hidden': 7"
+        in notes
+    )
     assert "name the smaller first, or pass sizes as a dict" in notes
     # following the note (hidden named before cell) builds the model, and the contract holds
-    used = check_shape_contract(projected, make_x, contract, sizes=["batch", "time", "input", "hidden", "cell"])
+    used = check_shape_contract(
+        projected, make_x, contract, sizes=["batch", "time", "input", "hidden", "cell"]
+    )
     assert used["hidden"] < used["cell"]
 
 
