@@ -34,6 +34,7 @@ from ._vocab import seq_axes
 
 HINTS: dict[str, str] = {
     "hidden-batch-first": "hidden state given batch-first",
+    "hidden-dirs": "hidden state with one row per layer for a bidirectional layer (or two for a unidirectional)",
     "layout": "input in the other layout than the module's batch_first",
     "lstm-pair": "bare tensor where an LSTM wants (h, c)",
     "lstm-proj": "h built with hidden_size where an LSTM with proj_size wants proj_size features",
@@ -324,7 +325,9 @@ def _axis_hints(
     assert m.axis is not None
     if _is_hidden(dims):
         ld = _eval_expr(dims[0], memo)
-        if ld is not None and shape[1] == ld and shape[0] != ld:
+        # the transposed state must fit: axis 0 holds the batch (a batch equal to layers*dirs, with axis 0
+        # wrong, is another mistake, and transposing would not fix it)
+        if ld is not None and shape[1] == ld and shape[0] != ld and shape[0] == memo.get("batch", shape[0]):
             out.append(
                 "[hidden-batch-first] the hidden state is always (layers*dirs, batch, hidden), whatever "
                 "batch_first says (batch_first changes only the input and output). This one looks like "
@@ -337,6 +340,8 @@ def _axis_hints(
                 )
             )
             return out
+        if m.axis == 0 and (dirs_hint := _dirs_hint(shape, ld, memo, arg, ctx)):
+            return [dirs_hint]
     d = m.dim
     proj = int(getattr(ctx.module, "proj_size", 0) or 0)
     if proj and d is not None and d.kind == NAMED and d.name == "hidden" and m.axis == len(shape) - 1:
@@ -380,6 +385,32 @@ def _axis_hints(
     if is_lengths and d.name == "batch":
         out.append(_lengths_hint(arg, got, b, ctx))
     return out
+
+
+def _dirs_hint(shape: tuple[int, ...], ld: int | None, memo: dict[str, Any], arg: str, ctx: Context) -> str:
+    """[hidden-dirs]: a state of num_layers rows for a bidirectional layer, or of 2*num_layers for a
+    unidirectional one, its other axes right (so that the advised first axis makes the call fit)."""
+    module = ctx.module
+    if not isinstance(module, nn.RNNBase) or ld is None or len(shape) != 3 or shape[1] != memo.get("batch"):
+        return ""
+    layers, bidirectional = int(module.num_layers), bool(module.bidirectional)
+    wrong = layers if bidirectional else 2 * layers
+    if shape[0] != wrong:
+        return ""
+    lstm_c = arg.endswith("[0]") and isinstance(module, nn.LSTM)
+    if bidirectional:
+        why = (
+            f"this layer is bidirectional: it keeps one state per layer and direction, num_layers * 2 = {ld} "
+            f"(layer by layer, forward then backward), where '{arg}' has one per layer ({layers})"
+        )
+    else:
+        why = (
+            f"this layer is not bidirectional: it keeps one state per layer, num_layers = {ld}, where '{arg}' "
+            f"has two per layer ({wrong}), as if it were"
+        )
+    return f"[hidden-dirs] {why}. Build it as torch.zeros({ld}, batch, hidden)" + (
+        f"; the cell state {arg[:-3]}[1] needs the same." if lstm_c else "."
+    )
 
 
 def _swapped_pair(dims: tuple[DimSpec, ...], shape: tuple[int, ...], axis: int, ctx: Context) -> bool:

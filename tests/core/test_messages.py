@@ -29,6 +29,39 @@ def test_hidden_given_batch_first_names_axis_values_origin_and_hint():
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
+@pytest.mark.parametrize("batch", [3, 4])  # 4: the batch equals layers*dirs, as in pytorch/examples' snli
+def test_a_state_of_one_row_per_layer_for_a_bidirectional_lstm_is_told_to_count_directions(batch):
+    lstm, x = nn.LSTM(6, 10, num_layers=2, bidirectional=True), torch.randn(7, batch, 6)
+    h = torch.zeros(2, batch, 10)  # num_layers rows: the directions forgotten
+    with guard(lstm):
+        with pytest.raises(ShapeError) as info:
+            lstm(x, (h, h))
+        msg = str(info.value)
+        assert "mismatch: axis 0 (layers*dirs) should be 4, got 2" in msg
+        assert (
+            "[hidden-dirs] this layer is bidirectional: it keeps one state per layer and direction, "
+            "num_layers * 2 = 4 (layer by layer, forward then backward), where 'hx[0]' has one per layer (2). "
+            "Build it as torch.zeros(4, batch, hidden); the cell state hx[1] needs the same." in msg
+        )
+        # never the batch-first hint: transposing (2, 4, 10) would not fit (4, 4, 10) either
+        assert "[hidden-batch-first]" not in msg
+        h = torch.zeros(4, batch, 10)
+        assert lstm(x, (h, h))[0].shape == (7, batch, 20)  # the hint's fix runs
+
+
+def test_a_state_of_two_rows_per_layer_for_a_unidirectional_gru_is_told_it_has_one_direction():
+    gru, x = nn.GRU(6, 10, num_layers=2, batch_first=True), torch.randn(3, 7, 6)
+    with guard(gru):
+        with pytest.raises(
+            ShapeError,
+            match=r"\[hidden-dirs\] this layer is not bidirectional: it keeps one state "
+            r"per layer, num_layers = 2, where 'hx' has two per layer \(4\), as if it were\. "
+            r"Build it as torch.zeros\(2, batch, hidden\)\.$",
+        ):
+            gru(x, torch.zeros(4, 3, 10))
+        assert gru(x, torch.zeros(2, 3, 10))[1].shape == (2, 3, 10)
+
+
 def test_input_in_the_other_layout():
     model = Seq("gru", layers=1, bidirectional=False, batch_first=True)
     with pytest.raises(
