@@ -9,10 +9,12 @@ arguments are theirs) and listed in ``GuardHandle.skipped``.
 
 What a layer cannot know on its own is the layout of the *model's* interface: a ``(time, batch, input)``
 tensor handed to a batch_first RNN runs in torch. ``guard(model, batch_axis=0)`` (or ``1``) declares it: the
-model's own first input then binds ``batch`` for every layer of the call, which catches such a transposition
-inside the model. Without it (the default) no batch is carried from layer to layer, so a model that
-transposes its input on purpose (the course's 13_1 classifier), or folds words into the batch, is never
-refused.
+model's own first input then gives ``batch`` to every layer of the call, which catches such a transposition
+inside the model: a layer whose sequence input holds that batch on its time axis (and one of the model input's
+other sizes on its batch axis) is refused. A layer run on another batch on purpose (a decoder whose batch
+shrinks as sequences end, empty sequences left out of a packed batch, words folded into the batch) passes,
+its arguments checked against each other. Without ``batch_axis`` (the default) no batch is carried from layer
+to layer, so a model that transposes its input on purpose (the course's 13_1 classifier) is never refused.
 
 A hook is a small picklable object (``torch.save(model)``, ``pickle``, ``copy.deepcopy`` keep the checks),
 remembers the call signatures that passed (a loop pays the full check once per shape), runs its check
@@ -132,7 +134,8 @@ class _Scope:
     """The batch the guarded model's own input declared, for the length of one call (``batch_axis``)."""
 
     axis: int | None
-    stack: list[tuple[int, str]] = field(default_factory=list)  # (batch or -1, origin)
+    # (batch or -1, origin, the sizes of the model input's other axes: its time among them)
+    stack: list[tuple[int, str, tuple[int, ...]]] = field(default_factory=list)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"axis": self.axis, "stack": []}  # a call in flight is not part of the model
@@ -273,7 +276,44 @@ class _LayerCheck(_Hook):
     def _label(self, mod: nn.Module) -> str:
         return f"{self.path or 'model'} ({type(mod).__name__}).forward()"
 
-    def _check(self, mod: nn.Module, x: Any, hx: Any, batch: tuple[int, str] | None) -> None:
+    def _check(self, mod: nn.Module, x: Any, hx: Any, batch: tuple[int, str, tuple[int, ...]] | None) -> None:
+        """Check one call; under ``batch_axis`` against the model input's batch, refusing another batch only
+        where it proves a transposition (see ``_swapped``): a layer may run on another batch on purpose."""
+        if batch is None or batch[0] < 0:
+            self._check_call(mod, x, hx, None)
+            return
+        try:
+            self._check_call(mod, x, hx, batch)
+            return
+        except ShapeError as e:
+            declared = e
+        # the layer's own arguments first: where they disagree among themselves, that error names the culprit
+        self._check_call(mod, x, hx, None)
+        if self._swapped(mod, x, batch):
+            raise declared
+        # another batch than the model's input, consistent in itself and not a swap of batch and time: a decoder
+        # whose batch shrinks as sequences end (h[:batch_t]), empty sequences dropped before packing, words
+        # folded into the batch. torch runs it correctly, and nothing in the call proves a mistake.
+
+    def _swapped(self, mod: nn.Module, x: Any, batch: tuple[int, str, tuple[int, ...]]) -> bool:
+        """Whether a sequence input holds the declared batch on its time axis and one of the model input's
+        other sizes (its time) on its batch axis: the signature of a (time, batch) tensor handed to a
+        batch-first layer, or the reverse."""
+        if self.kind == "mha":
+            x = self.mha_args.get("query")
+        elif self.kind not in ("rnn", "lstm"):
+            return False
+        if not isinstance(x, Tensor) or x.dim() != 3:
+            return False
+        b_ax, t_ax = (0, 1) if getattr(mod, "batch_first", False) else (1, 0)
+        declared, other = batch[0], batch[2]
+        return (
+            int(x.shape[t_ax]) == declared and int(x.shape[b_ax]) != declared and int(x.shape[b_ax]) in other
+        )
+
+    def _check_call(
+        self, mod: nn.Module, x: Any, hx: Any, batch: tuple[int, str, tuple[int, ...]] | None
+    ) -> None:
         ctx = module_context("forward", mod)
         ctx.label = self._label(mod)
         if batch is not None and batch[0] >= 0 and "batch" not in ctx.memo:
@@ -350,11 +390,15 @@ class _Enter(_Hook):
         axis = self.scope.axis
         first = next((a for a in (*args, *kwargs.values()) if isinstance(a, (Tensor, PackedSequence))), None)
         if isinstance(first, PackedSequence):
-            self.scope.stack.append((int(first.batch_sizes[0]), "the model's input (packed batch)"))
+            batch, time = int(first.batch_sizes[0]), len(first.batch_sizes)
+            self.scope.stack.append((batch, "the model's input (packed batch)", (time,)))
         elif isinstance(first, Tensor) and axis is not None and first.dim() > axis:
-            self.scope.stack.append((int(first.shape[axis]), f"the model's input axis {axis} (batch_axis)"))
+            other = tuple(int(n) for i, n in enumerate(first.shape) if i != axis)
+            self.scope.stack.append(
+                (int(first.shape[axis]), f"the model's input axis {axis} (batch_axis)", other)
+            )
         else:
-            self.scope.stack.append((-1, ""))  # nothing to bind; keeps enter/leave paired
+            self.scope.stack.append((-1, "", ()))  # nothing to bind; keeps enter/leave paired
 
 
 class _Leave(_Hook):
@@ -378,8 +422,9 @@ def guard(
         model: any ``nn.Module``; its code is not changed (forward pre-hooks are added).
         batch_axis: the axis of the model's first tensor input that holds the batch, if the model has such
             an interface (``0`` for ``(batch, time, ...)``, ``1`` for ``(time, batch, ...)``). Declared, it
-            binds ``batch`` for every layer of the call, which catches a transposition inside the model that
-            torch runs silently. ``None`` (the default): each layer is checked against its own arguments
+            gives ``batch`` to every layer of the call, which catches a transposition inside the model that
+            torch runs silently (a layer holding that batch on its time axis); a layer run on another batch
+            on purpose passes. ``None`` (the default): each layer is checked against its own arguments
             only, and nothing is assumed about the model's interface.
         allow_unbatched: accept what torch reads as one unbatched sequence: a 2-D ``(time, input)`` input to
             a recurrent layer (state ``(layers*dirs, hidden)``), a 1-D ``(input,)`` step to a cell. Such calls

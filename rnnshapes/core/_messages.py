@@ -264,11 +264,11 @@ def _guard_batch_hint(ctx: Context, m: _Mismatch) -> list[str]:
     if b is None or not b.origin.startswith("the model's input"):
         return []
     return [
-        f"[guard-batch] guard took batch={b.value} from {b.origin}. If this layer should see that batch, a "
-        "reshape or filter before it changed the batch (a bug upstream of this layer). If it runs on another "
-        "batch on purpose (words folded into the batch as (batch*words, chars), empty sequences dropped "
-        "before packing), guard the model without batch_axis (guard(model), batch_axis=None): each layer is "
-        "then checked against its own arguments only."
+        f"[guard-batch] guard took batch={b.value} from {b.origin}, and this layer's input holds {b.value} on "
+        "its time axis and another size of the model's input on its batch axis: batch and time were swapped "
+        "between the model's input and this layer. (Under batch_axis guard refuses another batch only in this "
+        "form; a layer run on a smaller or folded batch on purpose, a decoder whose batch shrinks as sequences "
+        "end, empty sequences dropped before packing, passes.)"
     ]
 
 
@@ -382,6 +382,12 @@ def _axis_hints(
             out.append(layout.replace("[layout] ", "[layout] or: ", 1))
             return out
         out.append(layout)
+        if _is_hidden(dims) and d.name == "batch":  # the state may be the one built from the wrong axis
+            out.append(
+                f"[layout] or: '{b.arg}' is laid out right and '{arg}' took its batch from {b.arg}'s other "
+                f"leading axis (axis {1 - b.axis}, which is {'time' if b.axis == (0 if bf else 1) else 'batch'} "
+                f"for batch_first={bf}): build it with {b.arg}.size({b.axis}) = {b.value} on axis 1."
+            )
     if is_lengths and d.name == "batch":
         out.append(_lengths_hint(arg, got, b, ctx))
     return out
@@ -517,8 +523,9 @@ def compose(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> st
         lines.append(head + "has the wrong type.")
         lines.append(f"  expected: {inner_spec.label}")
         lines.append(f"  actual:   {_describe(inner_value)}")
-        if isinstance(inner_spec, OtherSpec) and not isinstance(inner_value, Tensor):
-            lines[-1] = f"  actual:   {type(inner_value).__name__}: {inner_value!r:.80}"
+        if isinstance(inner_spec, OtherSpec) and not isinstance(inner_value, (Tensor, PackedSequence, tuple)):
+            shown = " ".join(repr(inner_value).split())  # one line, however the object prints
+            lines[-1] = f"  actual:   {type(inner_value).__name__}: {shown:.80}"
         if isinstance(inner_spec, TupleSpec) and isinstance(inner_value, tuple) and reason == "tuple-len":
             lines.append(f"  mismatch: expected {len(inner_spec.items)} items, got {len(inner_value)}")
         if isinstance(inner_spec, PackedSpec):

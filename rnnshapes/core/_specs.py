@@ -202,7 +202,7 @@ def parse_annotation(ann: Any) -> _Spec | None:
             assert isinstance(spec, TensorSpec)
             feats = spec
         return PackedSpec(f'Packed[PackedSequence, "{marker.dims if marker else ""}"]', feats)
-    if ann is PackedSequence:
+    if ann is PackedSequence or ann is Packed:  # a bare Packed: any PackedSequence, its features unnamed
         return PackedSpec("PackedSequence", None)
     if origin in (typing.Union, types.UnionType):
         options = tuple(parse_annotation(a) for a in args if a is not type(None))

@@ -45,6 +45,86 @@ def test_torch_runs_the_transposed_input_silently_and_a_declared_batch_axis_catc
     assert model(x).shape == (7, 3)  # removed: the model runs as before
 
 
+class ShrinkingDecoder(nn.Module):
+    """The decoder loop of sgrvinod's image-captioning tutorial (models.py, DecoderWithAttention), cut down:
+    captions sorted by length, the LSTMCell runs at step t on the batch_t captions still going."""
+
+    def __init__(self, unsliced_state=False):
+        super().__init__()
+        self.embedding, self.cell, self.fc = nn.Embedding(20, 6), nn.LSTMCell(6, 12), nn.Linear(12, 20)
+        self.unsliced_state = unsliced_state
+
+    def forward(self, captions, lengths):  # (batch, time) indices, lengths sorted in decreasing order
+        batch, time = captions.shape
+        embeddings = self.embedding(captions)
+        h, c = torch.zeros(batch, 12), torch.zeros(batch, 12)
+        scores = torch.zeros(batch, time, 20)
+        for t in range(int(lengths[0])):
+            batch_t = int((lengths > t).sum())
+            state = (h, c) if self.unsliced_state else (h[:batch_t], c[:batch_t])
+            h, c = self.cell(embeddings[:batch_t, t], state)
+            scores[:batch_t, t] = self.fc(h)
+        return scores
+
+
+class DropsEmpty(nn.Module):
+    """AllenNLP's sort_and_run_forward, cut down: empty sequences are left out of the packed batch, and their
+    rows come back as zeros."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(4, 6, batch_first=True)
+
+    def forward(self, x, lengths):
+        keep = lengths > 0
+        packed = pack_padded_sequence(x[keep], lengths[keep], batch_first=True, enforce_sorted=False)
+        _, h_n = self.rnn(packed)
+        out = torch.zeros(x.shape[0], 6)
+        out[keep] = h_n[-1]
+        return out
+
+
+@pytest.mark.parametrize("batch_axis", [None, 0])
+def test_layers_run_on_fewer_examples_on_purpose_pass_under_a_declared_batch_axis(batch_axis):
+    torch.manual_seed(0)
+    decoder, captions, lengths = ShrinkingDecoder(), torch.randint(0, 20, (4, 7)), torch.tensor([7, 5, 3, 2])
+    dropper, x, with_empty = DropsEmpty(), torch.randn(3, 5, 4), torch.tensor([5, 0, 3])
+    expected = decoder(captions, lengths), dropper(x, with_empty)
+    with guard(decoder, batch_axis=batch_axis), guard(dropper, batch_axis=batch_axis):
+        assert torch.equal(decoder(captions, lengths), expected[0])
+        assert torch.equal(dropper(x, with_empty), expected[1])
+
+
+def test_under_a_declared_batch_axis_a_state_not_sliced_with_its_input_is_named():
+    decoder = ShrinkingDecoder(unsliced_state=True)
+    captions, lengths = torch.randint(0, 20, (4, 7)), torch.tensor([7, 5, 3, 2])
+    with pytest.raises(RuntimeError, match="doesn't match hidden0 batch size"):
+        decoder(captions, lengths)  # torch refuses too
+    for batch_axis in (None, 0):  # the state, not the input, is the argument at fault
+        with (
+            guard(decoder, batch_axis=batch_axis),
+            pytest.raises(ShapeError, match=r"(?s)argument 'hx\[0\]'.*axis 0 \(batch\) should be 3, got 4"),
+        ):
+            decoder(captions, lengths)
+
+
+def test_a_state_with_its_batch_from_the_time_axis_is_offered_as_the_other_cause():
+    # pytorch/examples' snli encoder with a batch-first habit: batch_size = inputs.size()[0] on a (time, batch,
+    # input) input. The input is right; the state is not. The hint names both causes, the state's fix last.
+    lstm, x = nn.LSTM(6, 10, num_layers=2), torch.randn(7, 4, 6)
+    h0 = torch.zeros(2, 7, 10)
+    with guard(lstm), pytest.raises(ShapeError) as info:
+        lstm(x, (h0, h0))
+    msg = str(info.value)
+    assert "[layout] the module has batch_first=False, so 'input' must be (time, batch, ...)" in msg
+    assert (
+        "[layout] or: 'input' is laid out right and 'hx[0]' took its batch from input's other leading axis "
+        "(axis 0, which is time for batch_first=False): build it with input.size(1) = 4 on axis 1." in msg
+    )
+    h0 = torch.zeros(2, x.size(1), 10)
+    assert lstm(x, (h0, h0))[0].shape == (7, 4, 10)  # that fix runs
+
+
 def test_guard_passes_correct_calls_and_sequence_first_models():
     rnn = nn.LSTM(4, 5, num_layers=2, bidirectional=True)  # sequence-first
     with guard(rnn):

@@ -193,19 +193,36 @@ class WordsOfChars(nn.Module):
         return self.words(h_n[-1].reshape(batch, words, 6))[0]  # (batch, words, hidden)
 
 
-def test_guard_says_where_batch_came_from_and_how_to_check_an_inner_batch():
-    model, x = WordsOfChars(), torch.randint(0, 30, (2, 5, 7))
+def test_under_batch_axis_a_layer_on_another_batch_on_purpose_passes():
+    model, x = WordsOfChars(), torch.randint(0, 30, (2, 5, 7))  # words folded into the batch: (10, 7)
+    for batch_axis in (0, None):
+        with guard(model, batch_axis=batch_axis):
+            assert model(x).shape == (2, 5, 8)
+
+
+class SwappedAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(4, 8, batch_first=True)
+        self.attention = nn.MultiheadAttention(8, 2)  # batch_first=False: (target, batch, embed)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)  # (batch, time, 8)
+        return self.attention(out, out, out)[0]  # needs out.transpose(0, 1): torch runs it as batch=time
+
+
+def test_guard_says_where_batch_came_from_when_a_layer_holds_it_on_its_time_axis():
+    model, x = SwappedAttention(), torch.randn(3, 7, 4)
+    assert model(x).shape == (3, 7, 8)  # torch: no complaint
     with (
         guard(model, batch_axis=0),
         pytest.raises(
             ShapeError,
-            match=r"(?s)axis 0 \(batch\) should be 2, got 10.*\[guard-batch\] guard took batch=2 from "
-            r"the model's input axis 0 \(batch_axis\).*guard the model without batch_axis",
+            match=r"(?s)axis 1 \(batch\) should be 3, got 7.*\[guard-batch\] guard took batch=3 from "
+            r"the model's input axis 0 \(batch_axis\), and this layer's input holds 3 on its time axis",
         ),
     ):
         model(x)
-    with guard(model):  # the default binds no batch across layers: the folded batch is fine
-        assert model(x).shape == (2, 5, 8)
 
 
 def test_lengths_for_packing_must_be_on_cpu_and_in_range():
