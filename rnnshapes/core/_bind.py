@@ -29,6 +29,9 @@ class _ModuleInfo:
     # id of the module it was read from: an nn.DataParallel replica starts with a copy of the original's
     # __dict__ (this info included) and its own weights on its own device, so it must read its own
     owner: int = 0
+    # the weight's shape when the sizes were read: a Linear's or a cell's sizes are its weight's (torch's
+    # forward reads the weight, not in_features), read again when the weight is replaced by one of another shape
+    weight_shape: tuple[int, ...] | None = None
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
         # read again after torch.save / pickle / copy.deepcopy: it holds functions and the module's own links,
@@ -39,6 +42,9 @@ class _ModuleInfo:
         for parent, attr, child in self.chain:
             if parent._modules.get(attr) is not child:
                 return False
+        if self.weight_shape is not None:
+            w = self.weight_owner._parameters.get(self.weight_name) if self.weight_owner is not None else None
+            return w is None or tuple(w.shape) == self.weight_shape
         return True
 
     def weight(self) -> Tensor | None:
@@ -92,14 +98,23 @@ def _module_info(module: nn.Module) -> _ModuleInfo:
     org: dict[str, tuple[Any, ...]] = {}
     info = _ModuleInfo(memo, org, True, None, "", "")
     if isinstance(module, nn.RNNCellBase):
-        for name, value in (("input", module.input_size), ("hidden", module.hidden_size)):
+        sizes = (module.input_size, module.hidden_size)
+        w = module._parameters.get("weight_ih")
+        if w is not None and w.dim() == 2:  # torch's forward reads the weights, not input_size
+            sizes, info.weight_shape = (int(w.shape[1]), module.hidden_size), tuple(w.shape)
+        for name, value in zip(("input", "hidden"), sizes, strict=True):
             memo[name] = value
             org[name] = ("self", "", -1, False, ())
         info.weight_owner, info.weight_name, info.weight_origin = module, "weight_ih", "self.weight_ih"
         return info
     if isinstance(module, (nn.Linear, nn.Embedding)):
+        w = module._parameters.get("weight")  # None where parametrized: then the attributes
+        if w is not None and w.dim() == 2:
+            info.weight_shape = tuple(w.shape)
         if isinstance(module, nn.Linear):
-            memo["input"] = module.in_features
+            memo["input"] = info.weight_shape[1] if info.weight_shape else module.in_features
+        elif info.weight_shape:
+            memo["vocab"], memo["embed"] = info.weight_shape
         else:
             memo["vocab"], memo["embed"] = module.num_embeddings, module.embedding_dim
         for name in memo:

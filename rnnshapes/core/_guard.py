@@ -21,8 +21,11 @@ remembers the call signatures that passed (a loop pays the full check once per s
 outside the graph under ``torch.compile`` and does nothing while ``torch.export`` traces.
 """
 
+import collections
 import functools
 import typing
+import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +35,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils.hooks import RemovableHandle
 
-from ._bind import module_context
+from ._bind import _INFO_KEY, module_context
 from ._checks import _UNKNOWN, _signature, check_devices, check_value
 from ._errors import ShapeError
 from ._precision import autocast_enabled
@@ -52,29 +55,39 @@ def _spec(ann: Any) -> _Spec:
     return spec
 
 
-# (input, state) specs of each kind of layer, batched and unbatched, parsed once
-_SPECS: dict[str, tuple[_Spec, _Spec]] = {
-    "rnn": (_spec(Float[Tensor, "*seq input"] | Packed[PackedSequence, "input"]), _spec(Hidden | None)),
-    "lstm": (_spec(Float[Tensor, "*seq input"] | Packed[PackedSequence, "input"]), _spec(LSTMState | None)),
-    "rnn-unbatched": (
-        _spec(Float[Tensor, "time input"]),
-        _spec(Float[Tensor, "layers*dirs hidden"] | None),
-    ),
-    "lstm-unbatched": (
-        _spec(Float[Tensor, "time input"]),
-        _spec(tuple[Float[Tensor, "layers*dirs hidden"], Float[Tensor, "layers*dirs cell"]] | None),
-    ),
-    "cell": (_spec(Float[Tensor, "batch input"]), _spec(Float[Tensor, "batch hidden"] | None)),
-    "lstmcell": (
-        _spec(Float[Tensor, "batch input"]),
-        _spec(tuple[Float[Tensor, "batch hidden"], Float[Tensor, "batch hidden"]] | None),
-    ),
-    "cell-unbatched": (_spec(Float[Tensor, " input"]), _spec(Float[Tensor, " hidden"] | None)),
-    "lstmcell-unbatched": (
-        _spec(Float[Tensor, " input"]),
-        _spec(tuple[Float[Tensor, " hidden"], Float[Tensor, " hidden"]] | None),
-    ),
-}
+def _layer_specs(F: Any) -> dict[str, tuple[_Spec, _Spec]]:
+    """(input, state) specs of each kind of layer, batched and unbatched; ``F`` is Float, or Inexact for
+    layers with complex weights (torch runs complex recurrent layers)."""
+    hidden: Any = Hidden if F is Float else F[Tensor, "layers*dirs batch hidden"]
+    lstm_state: Any = (
+        LSTMState
+        if F is Float
+        else tuple[F[Tensor, "layers*dirs batch hidden"], F[Tensor, "layers*dirs batch cell"]]
+    )
+    sequence = _spec(F[Tensor, "*seq input"] | Packed[PackedSequence, "input"])
+    return {
+        "rnn": (sequence, _spec(hidden | None)),
+        "lstm": (sequence, _spec(lstm_state | None)),
+        "rnn-unbatched": (_spec(F[Tensor, "time input"]), _spec(F[Tensor, "layers*dirs hidden"] | None)),
+        "lstm-unbatched": (
+            _spec(F[Tensor, "time input"]),
+            _spec(tuple[F[Tensor, "layers*dirs hidden"], F[Tensor, "layers*dirs cell"]] | None),
+        ),
+        "cell": (_spec(F[Tensor, "batch input"]), _spec(F[Tensor, "batch hidden"] | None)),
+        "lstmcell": (
+            _spec(F[Tensor, "batch input"]),
+            _spec(tuple[F[Tensor, "batch hidden"], F[Tensor, "batch hidden"]] | None),
+        ),
+        "cell-unbatched": (_spec(F[Tensor, " input"]), _spec(F[Tensor, " hidden"] | None)),
+        "lstmcell-unbatched": (
+            _spec(F[Tensor, " input"]),
+            _spec(tuple[F[Tensor, " hidden"], F[Tensor, " hidden"]] | None),
+        ),
+    }
+
+
+_SPECS = _layer_specs(Float)
+_SPECS_COMPLEX = _layer_specs(Inexact)  # for layers with complex weights
 _INDICES = _spec(Index[Tensor, "..."])
 _LINEAR_INPUT = _spec(Inexact[Tensor, "... input"])
 
@@ -90,6 +103,8 @@ _KINDS: tuple[tuple[type[nn.Module], Any, str], ...] = (
     (nn.Linear, nn.Linear.forward, "linear"),
     (nn.MultiheadAttention, nn.MultiheadAttention.forward, "mha"),
 )
+
+_NAMES = {cls.__name__ for cls, _, _ in _KINDS}
 
 
 def _mha_specs(mod: nn.MultiheadAttention, batched: bool) -> tuple[tuple[str, _Spec], ...]:
@@ -155,12 +170,19 @@ class GuardHandle:
     modules: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     _handles: list[RemovableHandle] = field(default_factory=list, repr=False)
+    _layers: list["weakref.ref[nn.Module]"] = field(default_factory=list, repr=False)
 
     def remove(self) -> None:
-        """Remove every hook that ``guard`` installed (idempotent)."""
+        """Remove every hook that ``guard`` installed, and what the checks kept on the layers (idempotent):
+        ``torch.save(model)`` afterwards does not refer to rnnshapes."""
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for ref in self._layers:
+            layer = ref()
+            if layer is not None:
+                layer.__dict__.pop(_INFO_KEY, None)
+        self._layers.clear()
 
     def __enter__(self) -> "GuardHandle":
         return self
@@ -198,16 +220,33 @@ class _LayerCheck(_Hook):
         self.path, self.kind, self.scope, self.allow_unbatched = path, kind, scope, allow_unbatched
         self.seen: set[Any] = set()
         self.mha_args: dict[str, Any] = {}
+        self.hook_id: int | None = None  # its key in the module's _forward_pre_hooks
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "seen": set(), "mha_args": {}}
 
-    def __call__(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if not _State.enabled:
-            return
+    def __call__(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> None:
+        if not _State.enabled or kwargs is None:  # no kwargs: copied by a tool that calls it otherwise
+            return  # (quantize_dynamic moves pre-hooks onto its own layers, without with_kwargs)
         if _is_compiling():
             if not torch.compiler.is_exporting():  # export wants one graph: no check while it traces
                 _run_eagerly(self.check, mod, args, kwargs)
+            return
+        if torch.jit.is_tracing():  # sizes are traced values: comparing them makes torch.jit.trace warn
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                self.check(mod, args, kwargs)
+            return
+        hooks = mod._forward_pre_hooks
+        if (
+            self.hook_id is not None
+            and len(hooks) > 1
+            and not isinstance(next(reversed(hooks.values())), _Hook)
+        ):
+            # a pre-hook registered after guard's (a cast, weight_norm's recomputed weight) changes what the
+            # layer receives: check after it, from the next call on; this call's arguments are not final yet
+            if self.hook_id in hooks:
+                typing.cast("collections.OrderedDict[int, Any]", hooks).move_to_end(self.hook_id)
             return
         # the fast path, a loop's repeated call: one plain tensor (and a plain state) passed positionally
         if not kwargs and 1 <= len(args) <= 2 and _State.memo and self.kind != "mha":
@@ -223,10 +262,10 @@ class _LayerCheck(_Hook):
             if type(x) is Tensor and state is not _UNKNOWN:
                 w = _weight(mod)
                 key = (
-                    x.shape, x.dtype, x.get_device(), state,
+                    x.shape, x.dtype, x.device, state,
                     self.scope.stack[-1] if self.scope.stack else None,
                     _any_autocast(),
-                    None if w is None else (w.dtype, w.get_device()),
+                    None if w is None else (w.dtype, w.device, w.shape),
                 )  # fmt: skip
                 if key in self.seen:
                     if self.kind == "embedding":  # the values, not the signature, decide the range
@@ -264,7 +303,14 @@ class _LayerCheck(_Hook):
         if _State.memo:
             sx, sh = _signature(x), _signature(hx)
             if sx is not _UNKNOWN and sh is not _UNKNOWN:
-                key = ("full", sx, sh, batch, _any_autocast(), None if w is None else (w.dtype, w.device))
+                key = (
+                    "full",
+                    sx,
+                    sh,
+                    batch,
+                    _any_autocast(),
+                    None if w is None else (w.dtype, w.device, w.shape),
+                )
                 if key in self.seen:
                     if self.kind == "embedding":  # the values, not the signature, decide the range
                         _check_index_range(self._label(mod), mod, typing.cast(Tensor, x))
@@ -321,6 +367,8 @@ class _LayerCheck(_Hook):
             ctx.org["batch"] = (batch[1], "", -1, False, ())
         kind = self.kind
         if kind == "embedding":
+            if ctx.weight is not None and ctx.weight.is_meta:
+                ctx.weight = None  # torch looks up indices on any device in a meta table (shape inference)
             _check_args(ctx, [(_INDICES, "input", x)])
             _check_index_range(ctx.where, mod, x)
             return
@@ -350,7 +398,8 @@ class _LayerCheck(_Hook):
         unbatched_ndim = 2 if kind in ("rnn", "lstm") else 1
         if isinstance(x, Tensor) and x.dim() == unbatched_ndim and self.allow_unbatched:
             kind += "-unbatched"  # one unbatched sequence (or step), as torch reads it: checked as such
-        input_spec, state_spec = _SPECS[kind]
+        w = ctx.weight
+        input_spec, state_spec = (_SPECS_COMPLEX if w is not None and w.is_complex() else _SPECS)[kind]
         _check_args(ctx, [(input_spec, "input", x), (state_spec, "hx", hx)])
 
 
@@ -453,9 +502,21 @@ def guard(
                     )
                     break
                 hook = _LayerCheck(path, kind, scope, allow_unbatched)
-                handle._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+                registered = module.register_forward_pre_hook(hook, with_kwargs=True)
+                hook.hook_id = registered.id
+                handle._handles.append(registered)
+                handle._layers.append(weakref.ref(module))
                 handle.modules.append(path or "model")
                 break
+        else:
+            kind_of = type(module)
+            if (
+                kind_of.__module__.startswith(("torch.ao.", "torch.nn.quantized"))
+                and kind_of.__name__ in _NAMES
+            ):
+                handle.skipped[path or "model"] = (
+                    f"a quantized {kind_of.__name__} ({kind_of.__module__}): its weights are packed, not checked"
+                )
     if batch_axis is not None and not any(isinstance(model, cls) for cls, _, _ in _KINDS):
         handle._handles.insert(0, model.register_forward_pre_hook(_Enter(scope), with_kwargs=True))
         handle._handles.append(model.register_forward_hook(_Leave(scope), with_kwargs=True, always_call=True))
@@ -466,8 +527,8 @@ def _check_index_range(where: str, mod: nn.Module, x: Tensor) -> None:
     """On the CPU (where it costs no device sync), indices must be < vocab rows: torch's own IndexError is mute.
 
     Only for plain tensors: under ``vmap``, fake or functional tensors the values cannot be read."""
-    if x.device.type != "cpu" or x.numel() == 0 or type(x) is not Tensor:
-        return
+    if torch.jit.is_tracing() or x.device.type != "cpu" or x.numel() == 0 or type(x) is not Tensor:
+        return  # (torch.jit.trace would warn that reading values makes its trace depend on them)
     if torch._C._functorch.is_functorch_wrapped_tensor(x):
         return
     rows = typing.cast(nn.Embedding, mod).num_embeddings

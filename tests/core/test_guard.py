@@ -433,3 +433,98 @@ def test_jit_script_of_a_guarded_model_says_what_to_do():
         torch.jit.script(model)
     hooks = [*model._forward_pre_hooks.values(), *model.rnn._forward_pre_hooks.values()]
     assert hooks and all(getattr(h, "__name__", None) is None for h in hooks)  # getattr's default works
+
+
+# --- guard beside the rest of PyTorch (found by a stranger's sweep; each call runs in torch unguarded) ---
+
+
+def test_a_pre_hook_registered_after_guard_runs_before_the_check_from_the_next_call_on():
+    lin, gru = nn.Linear(4, 3), nn.GRU(4, 5, batch_first=True)
+    with guard(lin), guard(gru):
+        lin.register_forward_pre_hook(lambda mod, args: (args[0].float(),))  # a cast the layer relies on
+        gru.register_forward_pre_hook(
+            lambda mod, args, kwargs: ((args[0].transpose(0, 1), *args[1:]), kwargs), with_kwargs=True
+        )
+        for _ in range(2):
+            assert lin(torch.randn(2, 4, dtype=torch.float64)).dtype == torch.float32
+            assert gru(torch.randn(6, 2, 4), torch.zeros(1, 2, 5))[0].shape == (2, 6, 5)
+        with pytest.raises(ShapeError, match=r"argument 'hx'(.|\n)*axis 1 \(batch\) should be 2, got 3"):
+            gru(torch.randn(6, 2, 4), torch.zeros(1, 3, 5))  # still checked, after the hook
+
+
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+def test_weight_norm_applied_after_guard_then_moved_to_another_dtype():
+    lin = nn.Linear(4, 3)
+    with guard(lin):
+        torch.nn.utils.weight_norm(lin)  # its own pre-hook recomputes lin.weight at each call
+        lin.double()
+        assert lin(torch.randn(2, 4, dtype=torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+def test_dynamic_quantization_before_or_after_guard():
+    def model():
+        return nn.ModuleDict({"rnn": nn.LSTM(4, 5), "head": nn.Linear(5, 3)})
+
+    def run(m):
+        return m["head"](m["rnn"](torch.ones(6, 2, 4))[0])
+
+    guarded = model()
+    guard(guarded)  # then quantized: torch copies guard's pre-hooks onto its own layers without their kwargs
+    quantized = torch.ao.quantization.quantize_dynamic(guarded, {nn.LSTM, nn.Linear}, dtype=torch.qint8)
+    assert run(quantized).shape == (6, 2, 3)
+    handle = guard(torch.ao.quantization.quantize_dynamic(model(), {nn.LSTM, nn.Linear}, dtype=torch.qint8))
+    assert handle.modules == [] and set(handle.skipped) == {"rnn", "head"}
+    assert "a quantized LSTM" in handle.skipped["rnn"]
+
+
+@pytest.mark.filterwarnings("ignore:Complex modules are a new feature:UserWarning")
+@pytest.mark.parametrize("layer", [nn.GRU(4, 3), nn.LSTM(4, 3), nn.LSTMCell(4, 3), nn.RNNCell(4, 3)])
+def test_layers_with_complex_weights_take_complex_inputs(layer):
+    layer = layer.to(torch.cfloat)
+    x = (
+        torch.randn(2, 4, dtype=torch.cfloat)
+        if "Cell" in type(layer).__name__
+        else torch.randn(5, 2, 4, dtype=torch.cfloat)
+    )
+    expected = layer(x)
+    with guard(layer):
+        got = layer(x)
+    assert torch.equal(
+        got[0] if isinstance(got, tuple) else got, expected[0] if isinstance(expected, tuple) else expected
+    )
+
+
+def test_a_linear_s_sizes_are_its_weight_s_as_torch_reads_them():
+    lin = nn.Linear(4, 3)
+    with guard(lin):
+        assert lin(torch.randn(2, 4)).shape == (2, 3)
+        lin.weight = nn.Parameter(torch.randn(3, 6))  # in_features still says 4: torch reads the weight
+        assert lin(torch.randn(2, 6)).shape == (2, 3)
+        with pytest.raises(ShapeError, match=r"axis 1 \(input\) should be 6, got 4"):
+            lin(torch.randn(2, 4))
+
+
+def test_remove_leaves_nothing_on_the_layers():
+    model = Seq("gru")
+    with guard(model):
+        model(torch.randn(3, 6, 5))
+    assert not [m for m in model.modules() if "_rnnshapes_info" in m.__dict__ and m is not model]
+    assert b"rnnshapes.core._guard" not in pickle.dumps(model.rnn)
+
+
+def test_meta_tables_devices_and_jit_trace():
+    emb = nn.Embedding(10, 4).to("meta")
+    with guard(emb):
+        assert emb(torch.tensor([[1, 2, 3]])).is_meta  # torch looks CPU indices up in a meta table
+    lin = nn.Linear(4, 3)
+    with guard(lin):
+        lin(torch.randn(2, 4))
+        lin.to("meta")  # after a CPU call that passed: the device is part of what the check remembers
+        with pytest.raises(ShapeError, match="on the wrong device"):
+            lin(torch.randn(2, 4))
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 3))
+    with guard(model), warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)  # guard's checks add none
+        traced = torch.jit.trace(model, torch.tensor([[1, 2, 3]]))
+    assert torch.equal(traced(torch.tensor([[4, 5, 6]])), model(torch.tensor([[4, 5, 6]])))
