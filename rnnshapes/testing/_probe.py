@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ._calls import CallFn, describe, is_float
-from ._tokens import _bag_reduce, _bag_weights, _locate, _lookup_input, _shares_elements
+from ._tokens import _bag_reduce, _bag_weights, _follows, _locate, _lookup_input, _shares_elements
 
 
 class GradProbe:
@@ -208,9 +208,30 @@ class GradProbe:
         if packed_out:  # a PackedSequence output: its data rows map back to (example, step)
             self.rows = packed_rows(packed_out[0])
             return result, captured[0]
+        if not self._chosen and fed:
+            self._refuse_reordered(name, fed[0])
         self._map_packed_rows(fed[0] if fed else None, captured[0])
         self._map_axes(fed[0] if fed else None)
         return result, captured[0]
+
+    def _refuse_reordered(self, name: str, fed: Any) -> None:
+        """An embedding found without ``wrt`` that reads a token input's values in another order (sorted by
+        length with repeated sequences, so that the order cannot be recovered): its rows are not the caller's
+        examples, and reading them as such would report leaks that are not there."""
+        if not isinstance(fed, Tensor) or fed.is_floating_point():
+            return
+        for i in self._tokens:
+            base = self.args[i]
+            if not isinstance(base, Tensor) or base.shape != fed.shape or _follows(fed, base):
+                continue
+            if _locate(fed, base) is not None:
+                continue
+            raise ValueError(
+                f"{name} reads the indices of input {i} in another order (a copy sorted, gathered or shuffled, "
+                "such as words[perm] before packing, with sequences that repeat, so the order cannot be recovered "
+                "from the values): its rows are not your examples. Make the batch's sequences distinct, pass "
+                "wrt=<a float input>, or wrt=<a module whose output is laid out as your input>"
+            )
 
     def _run_parts(self, call: CallFn, candidates: list[int]) -> tuple[Any, Tensor] | None:
         """Differentiate at the embeddings of a WHOLE token input: a leaf in the caller's layout
@@ -329,7 +350,6 @@ class GradProbe:
         the call that reads the chosen input is hooked, and it must read it exactly once."""
         wanted = [self._want] if self._want is not None else self._tokens
         datas = {i: _token_data(self.args[i]) for i in wanted}
-        shapes = {tuple(d.shape) for d in datas.values()}
         reads: dict[tuple[nn.Module, int], int] = {}
         captured: list[tuple[nn.Module, int, Tensor, Tensor]] = []
 
@@ -342,8 +362,8 @@ class GradProbe:
                     and sorted(t.shape) == sorted(d.shape)
                 ):
                     return i
-            if self._want is None and tuple(t.shape) in shapes:
-                return -1  # a copy shaped like a token input
+            if self._want is None and any(_follows(t, d) for d in datas.values()):
+                return -1  # a copy of a token input, or a function of it, in the input's order
             return None
 
         def hook(module: nn.Module, inp: Any, out: Any) -> Any:

@@ -92,6 +92,22 @@ def _locate(fed: Tensor, base: Tensor, by_value: bool = True) -> Tensor | None:
             if torch.equal(moved.permute(perm).reshape(fed.shape).to(fed.dtype), fed):
                 placed = order.flip(flip) if flip else order
                 return placed.permute(perm).reshape(fed.shape)
+    return _gathered(fed, base, order)
+
+
+def _gathered(fed: Tensor, base: Tensor, order: Tensor) -> Tensor | None:
+    """Placement of a copy whose slices along one axis are the input's in another order (``words[perm]``, the
+    sequences sorted by length before embedding them), when every slice of ``fed`` equals exactly one slice of
+    ``base``: equal slices (two identical sequences) cannot say which is which, and are not placed."""
+    if fed.shape != base.shape or base.dim() < 2:
+        return None
+    for axis in range(base.dim()):
+        n = int(base.shape[axis])
+        a = base.movedim(axis, 0).reshape(n, -1).to(fed.dtype)
+        b = fed.movedim(axis, 0).reshape(n, -1)
+        same = (b.unsqueeze(1) == a.unsqueeze(0)).all(-1)  # same[k, j]: fed slice k is base slice j
+        if bool((same.sum(1) == 1).all()) and bool((same.sum(0) == 1).all()):
+            return order.index_select(axis, same.to(torch.long).argmax(1))
     return None
 
 
@@ -108,3 +124,18 @@ def _shares_elements(a: Tensor, b: Tensor) -> bool:
     mark = torch.zeros(size, dtype=torch.bool)
     mark.as_strided(a.shape, a.stride(), a.storage_offset()).fill_(True)
     return bool(mark.as_strided(b.shape, b.stride(), b.storage_offset()).any())
+
+
+def _follows(fed: Tensor, base: Tensor) -> bool:
+    """Whether ``fed`` is an elementwise function of ``base`` (same shape; equal indices in ``base`` are equal in
+    ``fed``): ``ids`` itself, ``ids - 1``, ``ids.clamp(...)``, whose positions are the input's. A copy in another
+    order (sorted, gathered) is not, unless by a coincidence of its values."""
+    if fed.shape != base.shape or fed.device != base.device or fed.numel() == 0:
+        return False
+    values, inverse = torch.unique(base.flatten(), return_inverse=True)
+    f = fed.flatten().to(torch.long)
+    lo = torch.full((len(values),), torch.iinfo(torch.long).max, dtype=torch.long, device=f.device)
+    hi = torch.full((len(values),), torch.iinfo(torch.long).min, dtype=torch.long, device=f.device)
+    lo = lo.scatter_reduce(0, inverse, f, "amin")
+    hi = hi.scatter_reduce(0, inverse, f, "amax")
+    return torch.equal(lo, hi)

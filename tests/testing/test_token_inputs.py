@@ -192,3 +192,51 @@ def test_an_embedding_bag_over_the_input_is_differentiated_with_its_own_jacobian
         return every_row(p.engine, p.n_out)
 
     torch.testing.assert_close(matrix(bag), matrix(by_hand), rtol=1e-5, atol=1e-7)
+
+
+class SortsByLength(nn.Module):
+    """The NCRF++ / image-captioning pattern: ids sorted by length before the embedding, packed, un-sorted."""
+
+    def __init__(self, unsort: bool = True):
+        super().__init__()
+        self.unsort = unsort
+        self.emb, self.rnn, self.head = (
+            nn.Embedding(VOCAB, EMBED),
+            nn.LSTM(EMBED, HIDDEN, batch_first=True),
+            nn.Linear(HIDDEN, 3),
+        )
+
+    def forward(self, words, lengths):
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        sorted_lengths, perm = lengths.sort(0, descending=True)
+        out, _ = self.rnn(pack_padded_sequence(self.emb(words[perm]), sorted_lengths, batch_first=True))
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
+        return self.head(out)[perm.argsort()] if self.unsort else self.head(out)
+
+
+def _padded_words(lengths, seed=0):
+    words = torch.randint(
+        1, VOCAB, (len(lengths), int(max(lengths))), generator=torch.Generator().manual_seed(seed)
+    )
+    for i, n in enumerate(lengths):
+        words[i, n:] = 0
+    return words, torch.tensor(lengths)
+
+
+def test_ids_sorted_before_the_embedding_are_placed_back_on_their_examples():
+    words, lengths = _padded_words([3, 7, 5, 2])
+    torch.manual_seed(0)
+    assert check_batch_independence(SortsByLength().eval(), (words, lengths)) is not None
+    with pytest.raises(
+        CheckFailed, match="batch independence failed"
+    ):  # the un-sort forgotten: a real mix-up
+        check_batch_independence(SortsByLength(unsort=False).eval(), (words, lengths))
+
+
+def test_sorted_ids_whose_order_cannot_be_recovered_are_refused_not_failed():
+    words, lengths = _padded_words([3, 7, 3, 2])
+    words[2] = words[0]  # two identical sequences: which embedding row is which example cannot be told
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"reads the indices of input 0 in another order \(a copy sorted"):
+        check_batch_independence(SortsByLength().eval(), (words, lengths))
