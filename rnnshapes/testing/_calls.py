@@ -122,6 +122,50 @@ def mode(module: Any, training: bool) -> Iterator[None]:
             m.training = flag
 
 
+def refuse_meta(check: str, model: Any, inputs: Any) -> None:
+    """Meta tensors have shapes and no values: a check that compares values cannot run on them."""
+
+    def meta(x: Any) -> bool:
+        if isinstance(x, Tensor):
+            return x.is_meta
+        if isinstance(x, PackedSequence):
+            return x.data.is_meta
+        if isinstance(x, Mapping):
+            return any(meta(v) for v in x.values())
+        if isinstance(x, (tuple, list)):
+            return any(meta(v) for v in x)
+        return False
+
+    where = ""
+    if isinstance(model, nn.Module) and any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        where = "the model's weights are"
+    elif meta(inputs):
+        where = "the inputs are"
+    if where:
+        raise ValueError(
+            f"{check} compares values, and {where} on the meta device, which holds shapes only: build the model "
+            "and inputs on a real device (a model built on meta: model.to_empty(device='cpu'), then initialise "
+            "its weights). check_shape_contract runs on meta."
+        )
+
+
+@contextlib.contextmanager
+def buffers_kept(module: Any) -> Iterator[None]:
+    """Restore every buffer of ``module`` afterwards (a BatchNorm's running statistics, moved by a train-mode
+    forward of the check's own, are the user's model's state)."""
+    if not isinstance(module, nn.Module):
+        yield
+        return
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, value in saved:
+                if b.shape == value.shape:
+                    b.copy_(value)
+
+
 def is_float(x: Any) -> bool:
     return isinstance(x, Tensor) and (x.is_floating_point() or x.is_complex())
 

@@ -17,6 +17,7 @@ from ._calls import (
     fail,
     mode,
     output_name,
+    refuse_meta,
     selector,
     tensor_leaves,
     weights_like,
@@ -369,6 +370,7 @@ def check_batch_independence(
         CheckFailed: naming every offending pair ``(i <- j)`` with its max |grad|, the cause its pattern
             points to first.
     """
+    refuse_meta("check_batch_independence", model, inputs)
     __tracebackhide__ = True
     out_axis = batch_axis if output_batch_axis is None else output_batch_axis
     p = _probe(
@@ -474,6 +476,7 @@ def check_causal(
         CheckFailed: naming every offending pair ``(t <- t')`` with its max |grad|, and whether the leak
             reaches every later step or a band of k steps.
     """
+    refuse_meta("check_causal", model, inputs)
     __tracebackhide__ = True
     out_axis = time_axis if output_time_axis is None else output_time_axis
     p = _probe(

@@ -15,11 +15,13 @@ from ._calls import (
     CallFn,
     OutputFn,
     as_args,
+    buffers_kept,
     default_call,
     describe,
     fail,
     mode,
     output_name,
+    refuse_meta,
     selector,
     tensor_leaves,
     weights_like,
@@ -196,8 +198,9 @@ def check_every_parameter_learns(
 
     The parameters are grouped as a reader thinks of them: one line for each direction of each layer of a
     recurrent module (``rnn (GRU) layer 1, forward direction``), one for each other module (``head
-    (Linear): bias``), one for a submodule none of whose parameters learns. The model's ``.grad`` fields are
-    left untouched. Frozen parameters (``requires_grad=False``) are not checked.
+    (Linear): bias``), one for a submodule none of whose parameters learns. The model's ``.grad`` fields and
+    buffers (a BatchNorm's running statistics, moved by the check's own forward) are left as they were.
+    Frozen parameters (``requires_grad=False``) are not checked.
 
     Args:
         model: the model.
@@ -215,6 +218,21 @@ def check_every_parameter_learns(
     Raises:
         CheckFailed: naming the parameters without gradient, grouped, with the likeliest cause.
     """
+    refuse_meta("check_every_parameter_learns", model, inputs)
+    __tracebackhide__ = True
+    with buffers_kept(model):  # its own train-mode forward moves a BatchNorm's running statistics: put back
+        return _every_parameter_learns(model, inputs, call, output, loss, train, seed)
+
+
+def _every_parameter_learns(
+    model: nn.Module,
+    inputs: Any,
+    call: CallFn | None,
+    output: OutputFn | None,
+    loss: Callable[[Tensor], Tensor] | None,
+    train: bool,
+    seed: int,
+) -> dict[str, float]:
     __tracebackhide__ = True
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:

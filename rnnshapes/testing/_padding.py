@@ -17,6 +17,7 @@ from ._calls import (
     lengths_list,
     mode,
     output_name,
+    refuse_meta,
     selector,
 )
 from ._compact import ELEMENTS, Problem, largest_difference, worst
@@ -111,6 +112,7 @@ def check_packed_matches_unbatched(
     Raises:
         CheckFailed: naming the example, its length and where (index) and by how much the outputs differ.
     """
+    refuse_meta("check_packed_matches_unbatched", model, x)
     __tracebackhide__ = True
     lens = lengths_list(lengths)
     n, t = _validate(x, lens, batch_axis, time_axis)
@@ -242,6 +244,7 @@ def check_padding_invariance(
     Raises:
         CheckFailed: naming the variant, the example and where (index) and by how much the outputs differ.
     """
+    refuse_meta("check_padding_invariance", model, x)
     __tracebackhide__ = True
     if extra < 1:
         raise ValueError(f"extra must be >= 1, got {extra}")

@@ -22,6 +22,7 @@ from ._calls import (
     fail,
     is_float,
     mode,
+    refuse_meta,
     tensor_leaves,
     to_device,
     weights_like,
@@ -70,6 +71,7 @@ def check_state_dict_roundtrip(
     Raises:
         CheckFailed: when the state_dict cannot be saved/loaded, or outputs differ (where, by how much).
     """
+    refuse_meta("check_state_dict_roundtrip", model, inputs)
     __tracebackhide__ = True
     args = as_args(inputs)
     run = call or default_call
@@ -269,6 +271,7 @@ def check_device_parity(
         ValueError: when ``grads`` and the model has active dropout.
         CheckFailed: naming each differing output / gradient, where and by how much.
     """
+    refuse_meta("check_device_parity", model, inputs)
     __tracebackhide__ = True
     target = torch.device(device)
     if target.type == "cuda":

@@ -10,7 +10,18 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ._calls import CallFn, OutputFn, as_args, default_call, describe, fail, mode, output_name, selector
+from ._calls import (
+    CallFn,
+    OutputFn,
+    as_args,
+    default_call,
+    describe,
+    fail,
+    mode,
+    output_name,
+    refuse_meta,
+    selector,
+)
 from ._errors import ConvergenceFailed
 from ._learning import GradientWatch
 from ._sparkline import describe_curve
@@ -256,6 +267,7 @@ def check_overfits_batch(
     Raises:
         ConvergenceFailed: with the loss curve, and the parameters that never received a gradient.
     """
+    refuse_meta("check_overfits_batch", model, inputs)
     __tracebackhide__ = True
     net = model if inplace else _copy(model)
     args = as_args(inputs)
@@ -389,6 +401,7 @@ def check_init_loss(
     Raises:
         CheckFailed: with the loss, ``log(classes)`` and the ratio.
     """
+    refuse_meta("check_init_loss", model, inputs)
     __tracebackhide__ = True
     if classes < 2:
         raise ValueError(f"classes must be >= 2, got {classes}")

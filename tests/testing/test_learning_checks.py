@@ -8,6 +8,7 @@ from rnn_zoo import CLASSES, H_IN, HIDDEN, VOCAB, CourseBiGRUHead, PackedClassif
 from torch import nn
 from torch.nn import functional as F
 
+import rnnshapes.testing
 from rnnshapes.models import CharRNN, HelloEmbedding, HelloRNN, NamesClassifier, PackedEncoder
 from rnnshapes.testing import CheckFailed, check_converges, check_every_parameter_learns, check_overfits_batch
 
@@ -223,3 +224,27 @@ def test_a_head_that_feeds_another_output_is_named_with_the_way_to_cover_it():
     check_every_parameter_learns(
         TwoHeads(), features(), output=lambda r: r["logits"].sum() + r["value"].sum()
     )
+
+
+def test_the_check_puts_back_the_running_statistics_its_own_forward_moved():
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    model.eval()
+    x = torch.randn(8, 5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    check_every_parameter_learns(model, x)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.training
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda m, x: check_every_parameter_learns(m, x),
+        lambda m, x: rnnshapes.testing.check_batch_independence(m, x),
+        lambda m, x: rnnshapes.testing.check_causal(m, x),
+    ],
+)
+def test_meta_models_are_refused_with_what_to_do(check):
+    model = nn.GRU(3, 4, batch_first=True).to("meta")
+    with pytest.raises(ValueError, match=r"on the meta device, which holds shapes only: build the model"):
+        check(model, torch.zeros(2, 5, 3, device="meta"))
