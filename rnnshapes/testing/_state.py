@@ -127,6 +127,7 @@ def check_state_dict_roundtrip(
         if diff:
             problems.append(Problem(f"{name}:", diff, largest_difference(g, w), name))
     if problems:
+        _refuse_random("check_state_dict_roundtrip", model, args, run, output, want, atol, rtol)
         keys = sorted(state)
         culprits = state_outside(model)
         found = [f"  {c}" for c in culprits[:8]] + (
@@ -216,6 +217,41 @@ def cuda_unavailable_reason() -> str | None:
     return f"CUDA not available: torch.cuda.is_available() is False ({why})"
 
 
+def _refuse_random(
+    check: str,
+    model: Any,
+    args: Any,
+    run: Any,
+    output: Any,
+    want: list[tuple[str, Tensor]],
+    atol: float,
+    rtol: float,
+    again: list[tuple[str, Tensor]] | None = None,
+) -> None:
+    """Before blaming the state or the device: does the model give the same result twice on the same input?
+    A model with randomness left on in eval mode (``F.dropout(x, training=True)``, tacotron2's prenet) does not,
+    and no comparison of two runs can say anything about it."""
+    if again is None:
+        with mode(model, False), torch.no_grad():
+            again = _leaves(run(model, *args), output)
+    for (name, a), (_, w) in zip(again, want, strict=False):
+        if a.shape == w.shape and compare(
+            a.cpu(),
+            w.cpu(),
+            atol=atol,
+            rtol=rtol,
+            got_name="the second run's",
+            want_name="the first's",
+            limit=1,
+        ):
+            raise ValueError(
+                f"{check}: the model gives different results on the same input twice ({name} differs by "
+                f"{largest_difference(a.cpu(), w.cpu()):.3g}), so comparing two runs proves nothing. Something "
+                "random runs in the mode the check uses (F.dropout(x, training=True), a random op): seed it before each call "
+                "in call=, or make it follow self.training"
+            )
+
+
 def _active_dropout(model: nn.Module) -> list[str]:
     found = []
     for name, m in model.named_modules():
@@ -288,6 +324,7 @@ def check_device_parity(
     run = call or default_call
     mover = move or to_device
     runs: list[tuple[list[tuple[str, Tensor]], dict[str, Tensor]]] = []
+    ran: list[tuple[nn.Module, list[Any]]] = []
     with tf32_disabled():
         for dev in (torch.device("cpu"), target):
             net = copy.deepcopy(model).to(dev)  # (.to re-flattens cuDNN RNN weights)
@@ -312,6 +349,7 @@ def check_device_parity(
                     found = {f"grad of {n}": p.grad for n, p in net.named_parameters() if p.grad is not None}
                     found.update({f"grad of {n}": t.grad for n, t in leaves_in if t.grad is not None})
             runs.append(([(n, o.detach().cpu()) for n, o in outs], {k: v.cpu() for k, v in found.items()}))
+            ran.append((net, args))
     (cpu_outs, cpu_grads), (dev_outs, dev_grads) = runs
     problems: list[Problem] = []
     for (name, c), (_, d) in zip(cpu_outs, dev_outs, strict=False):
@@ -336,6 +374,10 @@ def check_device_parity(
             score = largest_difference(dev_grads[name], cpu_grads[name])
             problems.append(Problem(f"{name}:", diff, score, name, rank=1))
     if problems:
+        net, cpu_args = ran[0]  # the CPU side once more, the same copy on the same input
+        with tf32_disabled(), mode(net, grads), torch.set_grad_enabled(grads):
+            again = [(n, o.detach().cpu()) for n, o in _leaves(run(net, *cpu_args), output)]
+        _refuse_random("check_device_parity", None, None, None, None, cpu_outs, atol, rtol, again)
         raise fail(
             f"device parity failed: cpu and {target} disagree (TF32 off) in {len(problems)} tensors.",
             "\n".join(worst(problems, noun="more tensors")),

@@ -131,7 +131,8 @@ def test_device_parity_cpu_against_cpu_passes_with_grads():
 
 
 class Drifting(nn.Module):
-    """Gives another result on every call (stands for device-dependent code); records the TF32 flags it saw."""
+    """Each copy of it computes another result (stands for device-dependent code: the check runs one copy per
+    device), the same on every call; records the TF32 flags it saw."""
 
     calls = 0  # on the class: shared by the deep copies the check makes
     seen_flags: tuple[bool, bool] | None = None
@@ -141,9 +142,11 @@ class Drifting(nn.Module):
         self.lin = nn.Linear(H_IN, 2)
 
     def forward(self, x):
-        Drifting.calls += 1
+        if "factor" not in self.__dict__:  # a copy's first call
+            Drifting.calls += 1
+            self.factor = Drifting.calls
         Drifting.seen_flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        return self.lin(x) * Drifting.calls
+        return self.lin(x) * self.factor
 
 
 def test_device_parity_failure_names_outputs_and_grads_and_restores_tf32():
@@ -213,3 +216,24 @@ def test_device_dependent_code_fails_parity_on_cuda():
 
     with pytest.raises(CheckFailed, match=r"cpu and cuda disagree"):
         check_device_parity(DeviceDependent(), features())
+
+
+class AlwaysDropout(nn.Module):
+    """tacotron2's prenet: dropout on in eval mode too, by design (F.dropout(..., training=True))."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(H_IN, HIDDEN, batch_first=True)
+
+    def forward(self, x):
+        return self.rnn(nn.functional.dropout(x, 0.5, training=True))[0]
+
+
+@pytest.mark.parametrize("grads", [False, True])
+def test_a_model_random_in_the_checks_mode_is_refused_not_blamed_on_its_state_or_device(grads):
+    with pytest.raises(
+        ValueError, match=r"check_device_parity: the model gives different results on the same input"
+    ):
+        check_device_parity(AlwaysDropout(), features(), device="cpu", grads=grads)
+    with pytest.raises(ValueError, match=r"check_state_dict_roundtrip: the model gives different results"):
+        check_state_dict_roundtrip(AlwaysDropout(), AlwaysDropout, features())
