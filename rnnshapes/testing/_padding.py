@@ -106,7 +106,9 @@ def check_packed_matches_unbatched(
         batch_axis, time_axis: axes of ``x`` (batch_first: 0, 1; time-first: 1, 0).
         output_batch_axis: the output's batch axis; default ``batch_axis`` (1 for ``layers*dirs batch hidden``).
         output_time_axis: the output's time axis, or None for a per-sequence output. "auto": ``time_axis``
-            when the output has there the batch's time size (or the longest length) and the lone run's length.
+            when the output has there the batch's time size (or the longest length) and the lone run's length,
+            else the one other axis that does (all other axes alike); where the shapes differ and no axis
+            does, a ValueError asks for it.
         atol, rtol: tolerance (a batch of 1 may use other kernels, so exact equality is not asked).
 
     Raises:
@@ -135,7 +137,8 @@ def check_packed_matches_unbatched(
             ot = _time_axis_of(full, output_time_axis, time_axis, ob, {t, max(lens)})
             per_step = ot is not None and alone.dim() == full.dim() and int(alone.shape[ot]) == length
             if output_time_axis == "auto" and not per_step:
-                ot = None
+                ot = _other_time_axis(full, alone, ob, {t, max(lens)}, length)
+                per_step = ot is not None
             elif ot is not None and not per_step:
                 detail = f"run alone its output {describe(alone)} does not have its {length} steps along "
                 detail += f"output_time_axis={ot}"
@@ -165,6 +168,35 @@ def check_packed_matches_unbatched(
             + "\n".join(worst(problems, noun="more examples")),
             _packed_hint(bad, shorter),
         )
+
+
+def _other_time_axis(
+    full: Tensor, alone: Tensor, batch_axis: int, padded: set[int], length: int
+) -> int | None:
+    """For "auto": the one output axis (not the batch's) where the padded batch has the padded time and the lone
+    run its length, every other axis alike (a model whose output keeps time elsewhere than its input, such as
+    DeepSpeech's (batch, 1, freq, time) -> (batch, time, classes)). Where the two differ in shape and no such
+    axis is found, comparing them whole would blame the padding for the shape: refused."""
+    if alone.dim() != full.dim():
+        return None
+    b = batch_axis % full.dim()
+    found = [
+        a
+        for a in range(full.dim())
+        if a != b
+        and int(full.shape[a]) in padded
+        and int(alone.shape[a]) == length
+        and all(full.shape[k] == alone.shape[k] for k in range(full.dim()) if k not in (a, b))
+    ]
+    if len(found) == 1 and int(full.shape[found[0]]) != length:
+        return found[0]
+    if any(full.shape[k] != alone.shape[k] for k in range(full.dim()) if k != b):
+        raise ValueError(
+            f"check_packed_matches_unbatched: the padded batch's output {describe(full)} and an example run alone "
+            f"({length} steps) {describe(alone)} differ in shape, and no single axis of the output holds the "
+            "time: pass output_time_axis=<the output's time axis>, or None for one result per sequence"
+        )
+    return None
 
 
 def _where(time_axis: int | None) -> str:
@@ -233,9 +265,10 @@ def check_padding_invariance(
     Args:
         model, x, lengths, call, output, batch_axis, time_axis, output_batch_axis, output_time_axis: as in
             :func:`check_packed_matches_unbatched`. "auto" here: ``time_axis`` when the output's size there
-            grows by ``extra`` with the added padding (an output padded back without ``total_length`` keeps
-            zeros in its padding and is compared whole).
-        extra: how many padding steps to add (>= 1).
+            grows by ``extra`` with the added padding, or stays the longest length (an output padded back
+            without ``total_length``): each example is compared on its valid steps.
+        extra: how many padding steps to add (>= 1; 0 tries only the scrambled padding, for a model that
+            cannot take more steps than its other inputs allow).
         pad_value: the value of the added steps.
         scramble: also overwrite the existing padding with random values.
         atol, rtol: tolerance.
@@ -246,8 +279,11 @@ def check_padding_invariance(
     """
     refuse_meta("check_padding_invariance", model, x)
     __tracebackhide__ = True
-    if extra < 1:
-        raise ValueError(f"extra must be >= 1, got {extra}")
+    if extra < 0 or (extra == 0 and not scramble):
+        raise ValueError(
+            f"extra must be >= 1, or 0 with scramble=True (the scrambled padding only), got extra={extra}"
+            + ("" if extra < 0 else " with scramble=False")
+        )
     lens = lengths_list(lengths)
     n, t = _validate(x, lens, batch_axis, time_axis)
     ob = batch_axis if output_batch_axis is None else output_batch_axis
@@ -257,6 +293,8 @@ def check_padding_invariance(
     shape[time_axis] = extra
     padded = torch.cat([x, torch.full(shape, pad_value, dtype=x.dtype, device=x.device)], dim=time_axis)
     variants = [(f"{extra} more padding steps of value {pad_value:g} (time {t} -> {t + extra})", padded)]
+    if extra == 0:
+        variants = []
     if scramble and any(L < t for L in lens):
         scrambled = _scrambled(x, lens, batch_axis, time_axis, seed)
         variants.append(("the existing padding overwritten with random values", scrambled))
@@ -272,13 +310,31 @@ def check_padding_invariance(
         _check_batch(base, ob, n, output)
         ot: int | None = None
         for k, (label, xv) in enumerate(variants):
-            other = select(run(model, xv, lengths))
+            try:
+                other = select(run(model, xv, lengths))
+            except Exception as e:
+                e.add_note(
+                    f"rnnshapes.testing.check_padding_invariance: the model raised on the variant '{label}'"
+                    + (
+                        "; a model that cannot take more padding steps: extra=0 tries the scrambled padding only"
+                        if k == 0 and extra
+                        else ""
+                    )
+                )
+                raise
             _check_batch(other, ob, n, output)
             if k == 0:  # the extra-padding run decides: a per-step output grows by `extra` steps with it
                 ot = _time_axis_of(base, output_time_axis, time_axis, ob, {t, max(lens)})
-                if ot is not None and output_time_axis == "auto":
+                if ot is not None and output_time_axis == "auto" and extra:
                     grew = other.dim() == base.dim() and int(other.shape[ot]) == int(base.shape[ot]) + extra
-                    ot = ot if grew else None
+                    # padded back without total_length: the longest length's steps, in both runs; what it
+                    # holds past each example's length is padding (masked by value, or zeros), not a result
+                    longest = (
+                        other.dim() == base.dim()
+                        and int(base.shape[ot]) == max(lens)
+                        and int(other.shape[ot]) == max(lens)
+                    )
+                    ot = ot if grew or longest else None
             for i, length in enumerate(lens):
                 got, want = _example(other, ob, i, ot, length), _example(base, ob, i, ot, length)
                 diff = compare(

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from rnn_zoo import H_IN, EmbedTagger, PackedClassifier, PackedInput, UnpackedClassifier, features, tokens
+from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnshapes.testing import CheckFailed, check_packed_matches_unbatched, check_padding_invariance
@@ -168,3 +169,71 @@ def test_a_mean_over_the_padded_time_axis_is_named_by_the_checks_that_see_it(tot
         CheckFailed, match=r"only MORE padding changes the results(.|\n)*it counts the padded steps"
     ):
         check_padding_invariance(model, x, lengths)
+
+
+class TimeLast(nn.Module):
+    """DeepSpeech's interface, cut down: input (batch, 1, freq, time), output (batch, time, classes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.head = nn.GRU(4, 6, batch_first=True), nn.Linear(6, 5)
+
+    def forward(self, x, lengths):
+        seq = x.squeeze(1).transpose(1, 2)  # (batch, time, freq)
+        out, _ = self.rnn(pack_padded_sequence(seq, lengths, batch_first=True, enforce_sorted=False))
+        return self.head(pad_packed_sequence(out, batch_first=True, total_length=x.shape[-1])[0])
+
+
+def test_auto_finds_an_output_time_axis_elsewhere_than_the_inputs():
+    x, lengths = torch.randn(4, 1, 4, 9), torch.tensor([9, 7, 5, 3])
+    check_packed_matches_unbatched(TimeLast().eval(), x, lengths, time_axis=3)  # output time axis 1, found
+
+
+class MasksByValue(nn.Module):
+    """A tagger padded back without total_length, its output masked where the ids are padding (words != 0)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.rnn, self.head = (
+            nn.Embedding(30, 6, padding_idx=0),
+            nn.LSTM(6, 5, batch_first=True),
+            nn.Linear(5, 3),
+        )
+
+    def forward(self, words, lengths):
+        out, _ = self.rnn(
+            pack_padded_sequence(self.emb(words), lengths, batch_first=True, enforce_sorted=False)
+        )
+        out, _ = pad_packed_sequence(out, batch_first=True)
+        return self.head(out) * (words[:, : out.shape[1]] != 0).unsqueeze(-1)
+
+
+def test_an_output_padded_back_to_the_longest_length_is_compared_on_valid_steps():
+    lengths = torch.tensor([3, 7, 5, 2])
+    words = torch.randint(1, 30, (4, 7), generator=torch.Generator().manual_seed(0))
+    for i, n in enumerate(lengths):
+        words[i, n:] = 0
+    check_padding_invariance(MasksByValue().eval(), words, lengths)  # the scrambled padding shows only there
+
+
+class FixedMemory(nn.Module):
+    """tacotron2's decoder, cut down: its padded input must be as long as another input's (a fixed memory)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.memory = nn.GRU(4, 6, batch_first=True), torch.zeros(1, 9, 6)
+
+    def forward(self, x, lengths):
+        out, _ = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0] + self.memory
+
+
+def test_a_model_that_cannot_take_more_padding_says_which_variant_and_extra_0_scrambles_only():
+    x, lengths = torch.randn(3, 9, 4), torch.tensor([9, 5, 3])
+    with pytest.raises(RuntimeError) as info:
+        check_padding_invariance(FixedMemory().eval(), x, lengths)
+    assert "the model raised on the variant '3 more padding steps" in info.value.__notes__[0]
+    assert "extra=0 tries the scrambled padding only" in info.value.__notes__[0]
+    check_padding_invariance(FixedMemory().eval(), x, lengths, extra=0)
+    with pytest.raises(ValueError, match="extra must be >= 1, or 0 with scramble=True"):
+        check_padding_invariance(FixedMemory().eval(), x, lengths, extra=0, scramble=False)
