@@ -222,15 +222,23 @@ class GradProbe:
             return
         for i in self._tokens:
             base = self.args[i]
-            if not isinstance(base, Tensor) or base.shape != fed.shape or _follows(fed, base):
+            if not isinstance(base, Tensor) or base.numel() != fed.numel() or _locate(fed, base) is not None:
                 continue
-            if _locate(fed, base) is not None:
+            if base.shape == fed.shape and _follows(fed, base):
+                continue
+            if (
+                base.shape != fed.shape
+                and not torch.equal(  # another shape: refused when it holds the same ids
+                    fed.flatten().sort().values, base.flatten().sort().values.to(fed.dtype)
+                )
+            ):
                 continue
             raise ValueError(
-                f"{name} reads the indices of input {i} in another order (a copy sorted, gathered or shuffled, "
-                "such as words[perm] before packing, with sequences that repeat, so the order cannot be recovered "
-                "from the values): its rows are not your examples. Make the batch's sequences distinct, pass "
-                "wrt=<a float input>, or wrt=<a module whose output is laid out as your input>"
+                f"{name} reads the indices of input {i} in another order or shape (a copy sorted, gathered, "
+                "shuffled or reshaped, such as words[perm] before packing or (batch*words, chars) char ids sorted "
+                "by length, that the check cannot place back from its values): its rows are not your examples. "
+                "Make the batch's sequences distinct, pass wrt=<a float input>, or wrt=<a module whose output is "
+                "laid out as your input>"
             )
 
     def _run_parts(self, call: CallFn, candidates: list[int]) -> tuple[Any, Tensor] | None:

@@ -120,7 +120,8 @@ def test_the_conv_before_gru_streaming_tagger():
 
 
 class Drifting(nn.Module):
-    """Another result on every call, in every output and every gradient (stands for device-dependent code)."""
+    """Another result in each copy (the check runs one per device), in every output and every gradient, the
+    same on every call of a copy (stands for device-dependent code)."""
 
     calls = 0
 
@@ -130,9 +131,11 @@ class Drifting(nn.Module):
         self.head = nn.Linear(8, 4)
 
     def forward(self, x):
-        Drifting.calls += 1
+        if "factor" not in self.__dict__:  # a copy's first call
+            Drifting.calls += 1
+            self.factor = Drifting.calls
         out, h_n = self.rnn(x)
-        return self.head(out) * Drifting.calls, h_n * Drifting.calls
+        return self.head(out) * self.factor, h_n * self.factor
 
 
 def _failures():

@@ -238,5 +238,31 @@ def test_sorted_ids_whose_order_cannot_be_recovered_are_refused_not_failed():
     words, lengths = _padded_words([3, 7, 3, 2])
     words[2] = words[0]  # two identical sequences: which embedding row is which example cannot be told
     torch.manual_seed(0)
-    with pytest.raises(ValueError, match=r"reads the indices of input 0 in another order \(a copy sorted"):
+    with pytest.raises(
+        ValueError, match=r"reads the indices of input 0 in another order or shape \(a copy sorted"
+    ):
         check_batch_independence(SortsByLength().eval(), (words, lengths))
+
+
+class SortedChars(nn.Module):
+    """allanj/pytorch_neural_crf's CharBiLSTM, cut down: (batch, words, chars) ids viewed as (batch*words, chars)
+    and sorted by word length before the embedding; the order is put back after the LSTM."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.rnn = nn.Embedding(VOCAB, EMBED), nn.GRU(EMBED, HIDDEN, batch_first=True)
+
+    def forward(self, chars, lengths):  # (batch, words, chars), (batch, words)
+        batch, words, _ = chars.shape
+        flat_lengths, perm = lengths.view(-1).sort(descending=True)
+        _, h_n = self.rnn(self.emb(chars.view(batch * words, -1)[perm]))
+        return h_n[-1][perm.argsort()].view(batch, words, -1)  # (batch, words, hidden)
+
+
+def test_char_ids_reshaped_and_sorted_before_the_embedding_are_refused_not_failed():
+    chars = torch.randint(1, VOCAB, (3, 4, 5), generator=torch.Generator().manual_seed(1))
+    chars[0, 1] = chars[2, 3]  # a word that repeats: the sorted rows cannot all be placed back
+    lengths = torch.randint(1, 6, (3, 4), generator=torch.Generator().manual_seed(2))
+    for check in (check_batch_independence, lambda m, x: check_causal(m, x, time_axis=1)):
+        with pytest.raises(ValueError, match=r"reads the indices of input 0 in another order or shape"):
+            check(SortedChars().eval(), (chars, lengths))
