@@ -230,7 +230,8 @@ def _batch_hint(leaks: Tensor, out: Tensor, out_axis: int) -> str:
     generic = (
         "the usual causes: reshaping a time-first (time batch hidden) tensor with .view(batch, time, -1) / "
         ".reshape(...) instead of .transpose(0, 1); a batch_first mismatch between the RNN and its input; a "
-        "mean/normalisation over the batch axis; BatchNorm in training mode"
+        "mean/normalisation over the batch axis; a BatchNorm without running statistics "
+        "(track_running_stats=False), which normalises over the batch in eval mode too"
     )
     full = bool(off.sum() == n * (n - 1))
     if not full:
@@ -257,7 +258,8 @@ def _batch_hint(leaks: Tensor, out: Tensor, out_axis: int) -> str:
     if full:
         return (
             "every example reads every other one: a mean, sum or normalisation over the batch axis (x.mean(0), "
-            "a softmax or LayerNorm over the wrong axis, BatchNorm in training mode), attention across the batch, "
+            "a softmax or LayerNorm over the wrong axis, a BatchNorm with track_running_stats=False), attention across "
+            "the batch, "
             f"or a .view across the batch with time >= batch; otherwise {generic}"
         )
     return f"{generic}"
@@ -510,7 +512,13 @@ def check_causal(
         )
 
     if p.n_out > p.n_in or p.n_in == 0:  # more output steps than input steps: no padding explains it
-        raise different_sizes()
+        cut = f"r[{':, ' * out_axis}:{p.n_in}]"
+        raise different_sizes(
+            f"a model that predicts steps beyond its input (pytorch/examples' Sequence(x, future=3)) is causal "
+            f"on the steps it was given: compare those with output=lambda r: {cut}"
+            if p.n_in and p.out.dim() > out_axis >= 0
+            else ""
+        )
     matrix = every_row(p.engine, p.n_out)
     n = min(p.n_out, p.n_in)
     note = ""

@@ -348,6 +348,31 @@ def _copy(model: nn.Module) -> nn.Module:
     return net
 
 
+def _probabilities(rows: Tensor) -> bool:
+    """Every value in [0, 1] and each row summing to 1 (rows that are all zero left out beforehand)."""
+    if not rows.shape[0] or not bool(((rows >= 0) & (rows <= 1)).all()):
+        return False
+    sums = rows.sum(dim=-1)
+    return bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-4))
+
+
+def _train_mode_rows(
+    model: nn.Module,
+    inputs: Any,
+    call: CallFn | None,
+    output: OutputFn | None,
+    axis: int,
+    classes: int,
+    kept: Tensor,
+) -> Tensor:
+    """The output's rows in training mode (seeded, the global RNG left as it was), as the check reads them."""
+    with torch.random.fork_rng(devices=[]), mode(model, True), torch.no_grad():
+        torch.manual_seed(0)
+        out = selector(output)((call or default_call)(model, *as_args(inputs)))
+    rows = out.movedim(axis, -1).reshape(-1, classes).to(torch.float64)[kept]
+    return rows[rows.ne(0).any(dim=-1)]
+
+
 def check_init_loss(
     model: Any,
     inputs: Any,
@@ -427,18 +452,25 @@ def check_init_loss(
     if rows.shape[0] == 0:
         raise ValueError(f"every target is ignore_index={ignore_index}: there is no position to judge")
     real = rows[rows.ne(0).any(dim=-1)]  # all-zero rows are padding, never probabilities
-    if not allow_probabilities and real.shape[0] and bool(((real >= 0) & (real <= 1)).all()):
-        sums = real.sum(dim=-1)
-        if bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-4)):
-            padding = flat.shape[0] - real.shape[0]
-            skipped = f" ({padding} padded or ignored positions left out)" if padding else ""
-            raise fail(
-                "loss at init: the output looks like probabilities, not logits.",
-                f"every value of {output_name(output)} {describe(logits)} is in [0, 1] and each row sums to 1 "
-                f"over the class axis{skipped}",
-                "nn.CrossEntropyLoss / F.cross_entropy apply log_softmax themselves: return raw logits (drop the "
-                "softmax), or use F.nll_loss on log_softmax outputs; pass allow_probabilities=True if intended",
+    if not allow_probabilities and _probabilities(real):
+        if isinstance(model, nn.Module) and not _probabilities(
+            _train_mode_rows(model, inputs, call, output, class_axis, classes, kept)
+        ):
+            raise ValueError(
+                "check_init_loss: the output is probabilities in eval mode and logits in training mode (a softmax "
+                "applied at inference only, as DeepSpeech's InferenceBatchSoftmax does): the loss is computed on "
+                "the training-mode logits, so this is not a fault. The check runs in eval mode: pass "
+                "allow_probabilities=True, or call= a function returning the logits"
             )
+        padding = flat.shape[0] - real.shape[0]
+        skipped = f" ({padding} padded or ignored positions left out)" if padding else ""
+        raise fail(
+            "loss at init: the output looks like probabilities, not logits.",
+            f"every value of {output_name(output)} {describe(logits)} is in [0, 1] and each row sums to 1 "
+            f"over the class axis{skipped}",
+            "nn.CrossEntropyLoss / F.cross_entropy apply log_softmax themselves: return raw logits (drop the "
+            "softmax), or use F.nll_loss on log_softmax outputs; pass allow_probabilities=True if intended",
+        )
     lse = torch.logsumexp(rows, dim=-1)
     average = float((lse - rows.mean(dim=-1)).mean())  # the mean loss over uniformly random targets
     loss = float(nn.functional.cross_entropy(rows, row_targets))

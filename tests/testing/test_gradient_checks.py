@@ -499,3 +499,29 @@ def test_a_decoder_that_embeds_the_target_one_step_at_a_time_is_checked_with_wrt
         check_causal(TeacherForced(peek=True), (source, target), wrt=1)
     with pytest.raises(ValueError, match=r"ran 7 times(.|\n)*wrt=<that input's position>"):
         check_causal(model, (source, target), wrt=model.embed)
+
+
+def test_a_model_that_predicts_beyond_its_input_is_shown_the_slice_that_checks_it():
+    class Future(nn.Module):  # pytorch/examples' time_sequence_prediction: 3 steps past the 12 it is given
+        def __init__(self):
+            super().__init__()
+            self.cell, self.head = nn.LSTMCell(1, 8), nn.Linear(8, 1)
+
+        def forward(self, x, future=3):
+            h = c = torch.zeros(x.shape[0], 8)
+            outputs = []
+            for t in range(x.shape[1]):
+                h, c = self.cell(x[:, t : t + 1], (h, c))
+                outputs.append(self.head(h))
+            for _ in range(future):
+                h, c = self.cell(outputs[-1], (h, c))
+                outputs.append(self.head(h))
+            return torch.cat(outputs, dim=1)  # (batch, 12 + future)
+
+    x = torch.randn(4, 12)
+    with pytest.raises(
+        CheckFailed,
+        match=r"causal on the steps it was given: compare those with output=lambda r: r\[:, :12\]",
+    ):
+        check_causal(Future(), x, time_axis=1)
+    check_causal(Future(), x, time_axis=1, output=lambda r: r[:, :12])  # the hint's fix passes

@@ -122,3 +122,24 @@ def test_all_zero_logits_are_a_real_start_not_padding():
     assert loss == pytest.approx(0.6931, abs=1e-4)
     with pytest.raises(ValueError, match="every target is ignore_index"):
         check_init_loss(ZeroHead(), features(batch=4), torch.full((4,), -100), 2)
+
+
+class InferenceSoftmax(nn.Module):
+    """DeepSpeech's InferenceBatchSoftmax: logits in training mode, probabilities in eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 5)
+
+    def forward(self, x):
+        logits = self.head(x)
+        return logits if self.training else logits.softmax(-1)
+
+
+def test_a_softmax_applied_at_inference_only_is_not_called_a_fault():
+    x, targets = torch.randn(6, 4), torch.randint(0, 5, (6,))
+    with pytest.raises(ValueError, match=r"probabilities in eval mode and logits in training mode"):
+        check_init_loss(InferenceSoftmax(), x, targets, classes=5)
+    always = nn.Sequential(nn.Linear(4, 5), nn.Softmax(-1))  # a softmax in both modes is still the fault
+    with pytest.raises(CheckFailed, match="the output looks like probabilities, not logits"):
+        check_init_loss(always, x, targets, classes=5)
