@@ -340,7 +340,7 @@ def _axis_hints(
                 )
             )
             return out
-        if m.axis == 0 and (dirs_hint := _dirs_hint(shape, ld, memo, arg, ctx)):
+        if m.axis in (0, 2) and (dirs_hint := _dirs_hint(shape, ld, memo, arg, ctx, dims[2])):
             return [dirs_hint]
     d = m.dim
     proj = int(getattr(ctx.module, "proj_size", 0) or 0)
@@ -393,17 +393,30 @@ def _axis_hints(
     return out
 
 
-def _dirs_hint(shape: tuple[int, ...], ld: int | None, memo: dict[str, Any], arg: str, ctx: Context) -> str:
+def _dirs_hint(
+    shape: tuple[int, ...], ld: int | None, memo: dict[str, Any], arg: str, ctx: Context, last: DimSpec
+) -> str:
     """[hidden-dirs]: a state of num_layers rows for a bidirectional layer, or of 2*num_layers for a
-    unidirectional one, its other axes right (so that the advised first axis makes the call fit)."""
+    unidirectional one, its other axes right (so that the advised first axis makes the call fit); or a
+    bidirectional encoder's state, two rows per layer of half the features, handed to a unidirectional layer."""
     module = ctx.module
     if not isinstance(module, nn.RNNBase) or ld is None or len(shape) != 3 or shape[1] != memo.get("batch"):
         return ""
     layers, bidirectional = int(module.num_layers), bool(module.bidirectional)
     wrong = layers if bidirectional else 2 * layers
-    if shape[0] != wrong:
+    features = memo.get(last.name) if last.kind == NAMED else None
+    if shape[0] != wrong or features is None:
         return ""
     lstm_c = arg.endswith("[0]") and isinstance(module, nn.LSTM)
+    if not bidirectional and 2 * shape[2] == features:
+        return (
+            f"[hidden-dirs] '{arg}' looks like a bidirectional layer's state: two rows per layer (forward and "
+            f"backward) of {shape[2]} features, where this layer keeps one row per layer of {features}. Join the "
+            f"directions on the features: torch.cat([{arg}[0::2], {arg}[1::2]], dim=2) (OpenNMT's _fix_enc_hidden)"
+            + (f"; the cell state {arg[:-3]}[1] needs the same." if lstm_c else ".")
+        )
+    if shape[2] != features:
+        return ""
     if bidirectional:
         why = (
             f"this layer is bidirectional: it keeps one state per layer and direction, num_layers * 2 = {ld} "

@@ -351,3 +351,18 @@ def test_hidden_batch_first_on_an_lstm_says_the_cell_state_needs_the_same_fix():
             lstm(x, (h, c))
         fixed = (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous())
         assert lstm(x, fixed)[0].shape == (3, 4, 7)
+
+
+def test_a_bidirectional_encoder_state_handed_to_a_unidirectional_decoder_is_told_to_join_the_directions():
+    encoder, decoder = nn.GRU(5, 4, num_layers=2, bidirectional=True), nn.GRU(6, 8, num_layers=2)
+    _, h_n = encoder(torch.randn(7, 3, 5))  # (layers*dirs=4, batch=3, hidden=4)
+    with guard(decoder):
+        with pytest.raises(
+            ShapeError,
+            match=r"\[hidden-dirs\] 'hx' looks like a bidirectional layer's state: two rows per layer \(forward "
+            r"and backward\) of 4 features, where this layer keeps one row per layer of 8\. Join the directions "
+            r"on the features: torch\.cat\(\[hx\[0::2\], hx\[1::2\]\], dim=2\)",
+        ):
+            decoder(torch.randn(4, 3, 6), h_n)
+        hx = h_n
+        assert decoder(torch.randn(4, 3, 6), torch.cat([hx[0::2], hx[1::2]], dim=2))[1].shape == (2, 3, 8)
