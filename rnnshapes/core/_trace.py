@@ -122,7 +122,10 @@ class _Recorder:
             return [s for item in items for s in self.slots(item)]
         if isinstance(v, dict) and any(isinstance(i, (Tensor, PackedSequence)) for i in v.values()):
             return [s for k, item in v.items() for s in self.slots(layers.Leaf(f"{leaf.name}[{k!r}]", item))]
-        text = repr(v)
+        if _plain(v):
+            text = repr(v)
+        else:  # an object (a batch namespace, a config): its type, not a repr of the tensors it holds
+            text = f"{type(v).__name__} object"
         return [_Slot(leaf.name, "value", value=text if len(text) <= 60 else text[:57] + "...")]
 
     # --- hooks ---
@@ -443,3 +446,30 @@ def _finish(
 
 def _public(s: _Slot) -> TracedTensor:
     return TracedTensor(s.name, s.kind, s.shape, s.dtype, s.device, s.axes, s.batch_sizes, s.value)
+
+
+_PLAIN = (
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    slice,
+    range,
+    torch.dtype,
+    torch.device,
+    torch.Size,
+    type(...),
+)
+
+
+def _plain(v: Any) -> bool:
+    """A value whose repr is short and says what it is: numbers, strings, dtypes, and containers of them."""
+    if isinstance(v, _PLAIN):
+        return True
+    if isinstance(v, (tuple, list)):
+        return all(_plain(i) for i in v)
+    if isinstance(v, dict):
+        return all(_plain(k) and _plain(i) for k, i in v.items())
+    return False

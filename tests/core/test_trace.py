@@ -432,3 +432,20 @@ def test_an_unbatched_call_is_named_time_input_and_carries_no_warning_mark():
     text = str(trace(nn.GRU(5, 7), torch.randn(4, 5)))
     assert "time=4 input=5" in text and "layers*dirs=1 hidden=7" in text
     assert "!" not in text  # a call torch runs correctly is not flagged
+
+
+def test_an_object_argument_is_shown_by_its_type_and_plain_values_by_their_repr():
+    import types
+
+    class ReadsABatch(nn.Module):  # pytorch/examples' snli model takes a batch object
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(3, 4)
+
+        def forward(self, batch, steps, mode):
+            return self.rnn(batch.x)[0]
+
+    t = trace(ReadsABatch(), types.SimpleNamespace(x=torch.randn(5, 2, 3)), (5, 2), "fast")
+    text = str(t)
+    assert "SimpleNamespace object" in text and "tensor(" not in text
+    assert "(5, 2)" in text and "'fast'" in text
