@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from ._devices import _require_cuda
+from ._devices import _cuda_state, _require_cuda
 from ._options import Budget, settings
-from ._report import make_record, record_training
+from ._report import DEVICE_KEY, make_record, record_training
 
 # ---------------------------------------------------------------------------------------------------------------
 # Seeds, threads, budget
@@ -196,6 +196,9 @@ class RnnChecks:
     def check_device_parity(self, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
         kwargs.setdefault("seed", self.seed)
+        node = self._request.node
+        if not any(key == DEVICE_KEY for key, _ in node.user_properties):  # a CUDA test, in the summary too
+            node.user_properties.append((DEVICE_KEY, {"device": "cuda", "cuda": _cuda_state()}))
         try:
             return self._testing.check_device_parity(*args, **kwargs)
         except self._testing.DeviceUnavailable:

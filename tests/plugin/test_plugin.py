@@ -110,7 +110,7 @@ def test_a_users_models_pass_and_fail_with_the_fault_named(
             "*= rnnshapes: tests by device (--rnnshapes-device=auto) =*",
             "device * ran * skipped * errors * state",
             "cpu * 7 * 0 * 0",  # the failed ones ran too
-            f"cuda * 0 * 8 * 0 * {NO_CUDA} (*CUDA_VISIBLE_DEVICES='')",
+            f"cuda * 0 * 9 * 0 * {NO_CUDA} (*CUDA_VISIBLE_DEVICES='')",  # 8 rnn_device=cuda runs, 1 parity check
         ]
     )
     # the end-of-run table, printed once (by the controller under xdist); the session fixture's record once
