@@ -329,8 +329,8 @@ def check_padding_invariance(
                     grew = other.dim() == base.dim() and int(other.shape[ot]) == int(base.shape[ot]) + extra
                     # padded back without total_length: the longest length's steps, in both runs; what it
                     # holds past each example's length is padding (masked by value, or zeros), not a result
-                    longest = (
-                        other.dim() == base.dim()
+                    longest = (  # (a feature axis after it: a (batch, classes) result is not per step)
+                        other.dim() == base.dim() > max(ot % base.dim(), ob % base.dim()) + 1
                         and int(base.shape[ot]) == max(lens)
                         and int(other.shape[ot]) == max(lens)
                     )

@@ -237,3 +237,17 @@ def test_a_model_that_cannot_take_more_padding_says_which_variant_and_extra_0_sc
     check_padding_invariance(FixedMemory().eval(), x, lengths, extra=0)
     with pytest.raises(ValueError, match="extra must be >= 1, or 0 with scramble=True"):
         check_padding_invariance(FixedMemory().eval(), x, lengths, extra=0, scramble=False)
+
+
+def test_a_per_sequence_output_with_as_many_classes_as_steps_is_compared_whole():
+    class LastPadded(nn.Module):  # reads the padding (output[:, -1]); 4 classes, 4 steps: a coincidence
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = nn.GRU(3, 5, batch_first=True), nn.Linear(5, 4)
+
+        def forward(self, x, lengths):
+            return self.head(self.rnn(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    with pytest.raises(CheckFailed, match="on the whole per-example output"):
+        check_padding_invariance(LastPadded(), torch.randn(3, 4, 3), torch.tensor([4, 2, 3]))
