@@ -13,7 +13,15 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from ._calls import CallFn, describe, is_float
-from ._tokens import _bag_reduce, _bag_weights, _follows, _locate, _lookup_input, _shares_elements
+from ._tokens import (
+    _bag_reduce,
+    _bag_weights,
+    _follows,
+    _locate,
+    _lookup_input,
+    _rearranged,
+    _shares_elements,
+)
 
 
 class GradProbe:
@@ -215,31 +223,25 @@ class GradProbe:
         return result, captured[0]
 
     def _refuse_reordered(self, name: str, fed: Any) -> None:
-        """An embedding found without ``wrt`` that reads a token input's values in another order (sorted by
-        length with repeated sequences, so that the order cannot be recovered): its rows are not the caller's
-        examples, and reading them as such would report leaks that are not there."""
+        """An embedding found without ``wrt`` that reads a token input's sequences in another order or a subset of
+        them (sorted by length with repeats, so that the order cannot be recovered; char ids reshaped and sorted;
+        ``ids[keep]``): its rows are not the caller's examples, and reading them as such would report leaks that
+        are not there. A copy in the input's order (shifted, re-padded, remapped) is read as before."""
         if not isinstance(fed, Tensor) or fed.is_floating_point():
             return
         for i in self._tokens:
             base = self.args[i]
-            if not isinstance(base, Tensor) or base.numel() != fed.numel() or _locate(fed, base) is not None:
+            if not isinstance(base, Tensor) or _locate(fed, base) is not None:
                 continue
-            if base.shape == fed.shape and _follows(fed, base):
-                continue
-            if (
-                base.shape != fed.shape
-                and not torch.equal(  # another shape: refused when it holds the same ids
-                    fed.flatten().sort().values, base.flatten().sort().values.to(fed.dtype)
+            what = _rearranged(fed, base)
+            if what:
+                raise ValueError(
+                    f"{name} reads {what} of input {i} (a copy sorted, gathered or reshaped, such as words[perm] "
+                    "before packing, (batch*words, chars) char ids sorted by length, or ids[keep], that the check "
+                    "cannot place back from its values): its rows are not your examples. Make the batch's "
+                    "sequences distinct, pass wrt=<a float input>, or wrt=<a module whose output is laid out as "
+                    "your input>"
                 )
-            ):
-                continue
-            raise ValueError(
-                f"{name} reads the indices of input {i} in another order or shape (a copy sorted, gathered, "
-                "shuffled or reshaped, such as words[perm] before packing or (batch*words, chars) char ids sorted "
-                "by length, that the check cannot place back from its values): its rows are not your examples. "
-                "Make the batch's sequences distinct, pass wrt=<a float input>, or wrt=<a module whose output is "
-                "laid out as your input>"
-            )
 
     def _run_parts(self, call: CallFn, candidates: list[int]) -> tuple[Any, Tensor] | None:
         """Differentiate at the embeddings of a WHOLE token input: a leaf in the caller's layout

@@ -86,13 +86,31 @@ def _locate(fed: Tensor, base: Tensor, by_value: bool = True) -> Tensor | None:
     if shared or not by_value or fed.numel() != base.numel() or base.dim() > 3:
         return None
     flips = [f for k in range(base.dim() + 1) for f in itertools.combinations(range(base.dim()), k)]
+    found: list[Tensor] = []
     for perm in itertools.permutations(range(base.dim())):  # the identity first: a plain copy, .long(), .to()
         for flip in flips:  # then copies read backwards (a hand-made backward direction: ids.flip(1))
             moved = base.flip(flip) if flip else base
-            if torch.equal(moved.permute(perm).reshape(fed.shape).to(fed.dtype), fed):
-                placed = order.flip(flip) if flip else order
-                return placed.permute(perm).reshape(fed.shape)
-    return _gathered(fed, base, order)
+            if not torch.equal(moved.permute(perm).reshape(fed.shape).to(fed.dtype), fed):
+                continue
+            placed = (order.flip(flip) if flip else order).permute(perm).reshape(fed.shape)
+            if not found and not flip and perm == tuple(range(base.dim())):
+                return placed  # the input itself, copied: taken first
+            if flip and any(_repeats(base, axis) for axis in flip):
+                return (
+                    None  # a reversed axis with two equal slices: which one is which, the values cannot say
+                )
+            if not any(torch.equal(placed, other) for other in found):
+                found.append(placed)
+    if len(found) == 1:
+        return found[0]
+    return None if found else _gathered(fed, base, order)  # two arrangements fit: not placed
+
+
+def _repeats(base: Tensor, axis: int) -> bool:
+    """Whether two slices of ``base`` along ``axis`` are equal."""
+    n = int(base.shape[axis])
+    rows = base.movedim(axis, 0).reshape(n, -1)
+    return int(torch.unique(rows, dim=0).shape[0]) < n
 
 
 def _gathered(fed: Tensor, base: Tensor, order: Tensor) -> Tensor | None:
@@ -139,3 +157,25 @@ def _follows(fed: Tensor, base: Tensor) -> bool:
     lo = lo.scatter_reduce(0, inverse, f, "amin")
     hi = hi.scatter_reduce(0, inverse, f, "amax")
     return torch.equal(lo, hi)
+
+
+def _rearranged(fed: Tensor, base: Tensor) -> str:
+    """What ``fed`` is of ``base`` when it holds base's sequences (rows along the last axis) in another order or
+    arrangement, or a subset of them: "the sequences in another order", "a subset of the sequences"; "" when it
+    is not (a copy in base's order, shifted or re-padded, or other ids altogether)."""
+    if fed.device != base.device or fed.dim() == 0 or base.dim() == 0 or fed.shape[-1] != base.shape[-1]:
+        return ""
+    width = int(base.shape[-1])
+    a = base.reshape(-1, width).to(fed.dtype)
+    b = fed.reshape(-1, width)
+    if b.shape[0] == 0 or (a.shape == b.shape and torch.equal(a, b)):
+        return ""
+    rows_a, counts_a = torch.unique(a, dim=0, return_counts=True)
+    rows_b, counts_b = torch.unique(b, dim=0, return_counts=True)
+    if a.shape == b.shape:
+        if rows_a.shape == rows_b.shape and torch.equal(rows_a, rows_b) and torch.equal(counts_a, counts_b):
+            return "the sequences in another order"
+        return ""
+    if b.shape[0] < a.shape[0] and bool((b.unsqueeze(1) == rows_a.unsqueeze(0)).all(-1).any(1).all()):
+        return "a subset of the sequences"
+    return ""

@@ -239,7 +239,7 @@ def test_sorted_ids_whose_order_cannot_be_recovered_are_refused_not_failed():
     words[2] = words[0]  # two identical sequences: which embedding row is which example cannot be told
     torch.manual_seed(0)
     with pytest.raises(
-        ValueError, match=r"reads the indices of input 0 in another order or shape \(a copy sorted"
+        ValueError, match=r"reads the sequences in another order of input 0 \(a copy sorted"
     ):
         check_batch_independence(SortsByLength().eval(), (words, lengths))
 
@@ -264,5 +264,5 @@ def test_char_ids_reshaped_and_sorted_before_the_embedding_are_refused_not_faile
     chars[0, 1] = chars[2, 3]  # a word that repeats: the sorted rows cannot all be placed back
     lengths = torch.randint(1, 6, (3, 4), generator=torch.Generator().manual_seed(2))
     for check in (check_batch_independence, lambda m, x: check_causal(m, x, time_axis=1)):
-        with pytest.raises(ValueError, match=r"reads the indices of input 0 in another order or shape"):
+        with pytest.raises(ValueError, match=r"reads the sequences in another order of input 0"):
             check(SortedChars().eval(), (chars, lengths))
