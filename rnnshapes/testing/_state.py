@@ -75,6 +75,7 @@ def check_state_dict_roundtrip(
     __tracebackhide__ = True
     args = as_args(inputs)
     run = call or default_call
+    pristine = copy.deepcopy(model)  # as it is before the check runs it: to tell state kept from randomness
     state = model.state_dict()
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -127,7 +128,7 @@ def check_state_dict_roundtrip(
         if diff:
             problems.append(Problem(f"{name}:", diff, largest_difference(g, w), name))
     if problems:
-        _refuse_random("check_state_dict_roundtrip", model, args, run, output, want, atol, rtol)
+        _refuse_random("check_state_dict_roundtrip", pristine, args, run, output, want, atol, rtol)
         keys = sorted(state)
         culprits = state_outside(model)
         found = [f"  {c}" for c in culprits[:8]] + (
@@ -228,9 +229,10 @@ def _refuse_random(
     rtol: float,
     again: list[tuple[str, Tensor]] | None = None,
 ) -> None:
-    """Before blaming the state or the device: does the model give the same result twice on the same input?
-    A model with randomness left on in eval mode (``F.dropout(x, training=True)``, tacotron2's prenet) does not,
-    and no comparison of two runs can say anything about it."""
+    """Before blaming the state or the device: does a copy of the model as it was give the same result on the
+    same input? A model with randomness left on in eval mode (``F.dropout(x, training=True)``, tacotron2's
+    prenet) does not, and no comparison of two runs can say anything about it; a model that keeps state from
+    call to call does (its copy starts from the same state), and is judged as before."""
     if again is None:
         with mode(model, False), torch.no_grad():
             again = _leaves(run(model, *args), output)
@@ -374,7 +376,7 @@ def check_device_parity(
             score = largest_difference(dev_grads[name], cpu_grads[name])
             problems.append(Problem(f"{name}:", diff, score, name, rank=1))
     if problems:
-        net, cpu_args = ran[0]  # the CPU side once more, the same copy on the same input
+        net, cpu_args = copy.deepcopy(model), ran[0][1]  # the CPU side once more: a copy as the first one was
         with tf32_disabled(), mode(net, grads), torch.set_grad_enabled(grads):
             again = [(n, o.detach().cpu()) for n, o in _leaves(run(net, *cpu_args), output)]
         _refuse_random("check_device_parity", None, None, None, None, cpu_outs, atol, rtol, again)

@@ -131,9 +131,9 @@ class Drifting(nn.Module):
         self.head = nn.Linear(8, 4)
 
     def forward(self, x):
-        if "factor" not in self.__dict__:  # a copy's first call
+        if "factor" not in self.__dict__:  # a copy's first call: the check's second copy is the other device
             Drifting.calls += 1
-            self.factor = Drifting.calls
+            self.factor = 2.0 if Drifting.calls % 3 == 2 else 1.0
         out, h_n = self.rnn(x)
         return self.head(out) * self.factor, h_n * self.factor
 

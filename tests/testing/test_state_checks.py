@@ -142,9 +142,9 @@ class Drifting(nn.Module):
         self.lin = nn.Linear(H_IN, 2)
 
     def forward(self, x):
-        if "factor" not in self.__dict__:  # a copy's first call
+        if "factor" not in self.__dict__:  # a copy's first call: the check's second copy is the other device
             Drifting.calls += 1
-            self.factor = Drifting.calls
+            self.factor = 2.0 if Drifting.calls % 3 == 2 else 1.0
         Drifting.seen_flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
         return self.lin(x) * self.factor
 
