@@ -42,9 +42,11 @@ class _ModuleInfo:
         for parent, attr, child in self.chain:
             if parent._modules.get(attr) is not child:
                 return False
-        if self.weight_shape is not None:
-            w = self.weight_owner._parameters.get(self.weight_name) if self.weight_owner is not None else None
-            return w is None or tuple(w.shape) == self.weight_shape
+        if self.weight_shape is not None and self.weight_owner is not None:
+            owner, name = self.weight_owner, self.weight_name
+            w = owner._parameters.get(name)
+            w = owner.__dict__.get(name) if w is None else w  # a plain tensor put in its place
+            return not isinstance(w, Tensor) or tuple(w.shape) == self.weight_shape
         return True
 
     def weight(self) -> Tensor | None:
@@ -99,9 +101,10 @@ def _module_info(module: nn.Module) -> _ModuleInfo:
     info = _ModuleInfo(memo, org, True, None, "", "")
     if isinstance(module, nn.RNNCellBase):
         sizes = (module.input_size, module.hidden_size)
-        w = module._parameters.get("weight_ih")
-        if w is not None and w.dim() == 2:  # torch's forward reads the weights, not input_size
-            sizes, info.weight_shape = (int(w.shape[1]), module.hidden_size), tuple(w.shape)
+        w, wh = module._parameters.get("weight_ih"), module._parameters.get("weight_hh")
+        if w is not None and w.dim() == 2:  # torch's forward reads the weights, not input_size / hidden_size
+            hidden = int(wh.shape[1]) if wh is not None and wh.dim() == 2 else module.hidden_size
+            sizes, info.weight_shape = (int(w.shape[1]), hidden), tuple(w.shape)
         for name, value in zip(("input", "hidden"), sizes, strict=True):
             memo[name] = value
             org[name] = ("self", "", -1, False, ())
@@ -109,6 +112,8 @@ def _module_info(module: nn.Module) -> _ModuleInfo:
         return info
     if isinstance(module, (nn.Linear, nn.Embedding)):
         w = module._parameters.get("weight")  # None where parametrized: then the attributes
+        if w is None and isinstance(module.__dict__.get("weight"), Tensor):
+            w = module.__dict__["weight"]  # a plain tensor put in the parameter's place
         if w is not None and w.dim() == 2:
             info.weight_shape = tuple(w.shape)
         if isinstance(module, nn.Linear):

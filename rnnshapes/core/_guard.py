@@ -233,21 +233,14 @@ class _LayerCheck(_Hook):
                 _run_eagerly(self.check, mod, args, kwargs)
             return
         if torch.jit.is_tracing():  # sizes are traced values: comparing them makes torch.jit.trace warn
+            if self._later_hooks(mod, move=False):
+                return  # no reordering while torch.jit.trace runs the model twice to compare its graphs
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 self.check(mod, args, kwargs)
             return
-        hooks = mod._forward_pre_hooks
-        if (
-            self.hook_id is not None
-            and len(hooks) > 1
-            and not isinstance(next(reversed(hooks.values())), _Hook)
-        ):
-            # a pre-hook registered after guard's (a cast, weight_norm's recomputed weight) changes what the
-            # layer receives: check after it, from the next call on; this call's arguments are not final yet
-            if self.hook_id in hooks:
-                typing.cast("collections.OrderedDict[int, Any]", hooks).move_to_end(self.hook_id)
-            return
+        if self._later_hooks(mod):
+            return  # this call's arguments are not final yet: checked after those hooks from the next call on
         # the fast path, a loop's repeated call: one plain tensor (and a plain state) passed positionally
         if not kwargs and 1 <= len(args) <= 2 and _State.memo and self.kind != "mha":
             x = args[0]
@@ -275,6 +268,22 @@ class _LayerCheck(_Hook):
                 self._remember(key)
                 return
         self.check(mod, args, kwargs)
+
+    def _later_hooks(self, mod: nn.Module, move: bool = True) -> bool:
+        """Whether a pre-hook that is not guard's was registered after this one (a cast, weight_norm's recomputed
+        weight: it changes what the layer receives); if so, this hook moves behind it."""
+        hooks = mod._forward_pre_hooks
+        if self.hook_id is None or len(hooks) < 2 or next(reversed(hooks.values())) is self:
+            return False
+        if self.hook_id not in hooks:
+            return False
+        keys = list(hooks)
+        later = keys[keys.index(self.hook_id) + 1 :]
+        if all(isinstance(hooks[k], _Hook) for k in later):
+            return False  # only guard's own hooks (a model guarded twice) come after it
+        if move:
+            typing.cast("collections.OrderedDict[int, Any]", hooks).move_to_end(self.hook_id)
+        return True
 
     def _remember(self, key: Any) -> None:
         if len(self.seen) > _MEMO_LIMIT:
@@ -335,13 +344,13 @@ class _LayerCheck(_Hook):
             declared = e
         # the layer's own arguments first: where they disagree among themselves, that error names the culprit
         self._check_call(mod, x, hx, None)
-        if self._swapped(mod, x, batch):
+        if self._swapped(mod, x, hx, batch):
             raise declared
         # another batch than the model's input, consistent in itself and not a swap of batch and time: a decoder
         # whose batch shrinks as sequences end (h[:batch_t]), empty sequences dropped before packing, words
         # folded into the batch. torch runs it correctly, and nothing in the call proves a mistake.
 
-    def _swapped(self, mod: nn.Module, x: Any, batch: tuple[int, str, tuple[int, ...]]) -> bool:
+    def _swapped(self, mod: nn.Module, x: Any, hx: Any, batch: tuple[int, str, tuple[int, ...]]) -> bool:
         """Whether a sequence input holds the declared batch on its time axis and one of the model input's
         other sizes (its time) on its batch axis: the signature of a (time, batch) tensor handed to a
         batch-first layer, or the reverse."""
@@ -349,10 +358,12 @@ class _LayerCheck(_Hook):
             x = self.mha_args.get("query")
         elif self.kind not in ("rnn", "lstm"):
             return False
-        if not isinstance(x, Tensor) or x.dim() != 3:
-            return False
+        if not isinstance(x, Tensor) or x.dim() != 3 or hx is not None:
+            return False  # a state that agrees with the input's batch axis: the caller built both for it
         b_ax, t_ax = (0, 1) if getattr(mod, "batch_first", False) else (1, 0)
         declared, other = batch[0], batch[2]
+        if declared < 2:  # a batch of 1 on the time axis is any one-step call (a decoder step, a sample)
+            return False
         return (
             int(x.shape[t_ax]) == declared and int(x.shape[b_ax]) != declared and int(x.shape[b_ax]) in other
         )
@@ -436,6 +447,14 @@ class _Enter(_Hook):
         self.scope = scope
 
     def __call__(self, mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if torch.jit.is_tracing():  # sizes are traced values under torch.jit.trace: read without its warning
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                self._enter(args, kwargs)
+            return
+        self._enter(args, kwargs)
+
+    def _enter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         axis = self.scope.axis
         first = next((a for a in (*args, *kwargs.values()) if isinstance(a, (Tensor, PackedSequence))), None)
         if isinstance(first, PackedSequence):
@@ -531,7 +550,8 @@ def _check_index_range(where: str, mod: nn.Module, x: Tensor) -> None:
         return  # (torch.jit.trace would warn that reading values makes its trace depend on them)
     if torch._C._functorch.is_functorch_wrapped_tensor(x):
         return
-    rows = typing.cast(nn.Embedding, mod).num_embeddings
+    weight = mod._parameters.get("weight")
+    rows = int(weight.shape[0]) if weight is not None else typing.cast(nn.Embedding, mod).num_embeddings
     lo, hi = (int(v) for v in torch.aminmax(x))
     if lo < 0 or hi >= rows:
         raise ShapeError(

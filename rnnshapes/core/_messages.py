@@ -327,17 +327,19 @@ def _axis_hints(
         ld = _eval_expr(dims[0], memo)
         # the transposed state must fit: axis 0 holds the batch (a batch equal to layers*dirs, with axis 0
         # wrong, is another mistake, and transposing would not fix it)
-        if ld is not None and shape[1] == ld and shape[0] != ld and shape[0] == memo.get("batch", shape[0]):
+        features = memo.get(dims[2].name) if dims[2].kind == NAMED else None
+        if (
+            ld is not None
+            and shape[1] == ld
+            and shape[0] != ld
+            and shape[0] == memo.get("batch", shape[0])
+            and shape[2] == (features if features is not None else shape[2])
+        ):
             out.append(
                 "[hidden-batch-first] the hidden state is always (layers*dirs, batch, hidden), whatever "
                 "batch_first says (batch_first changes only the input and output). This one looks like "
                 f"(batch, layers*dirs, hidden): build it as torch.zeros({ld}, batch, hidden), or pass "
-                f"{arg}.transpose(0, 1).contiguous()"
-                + (
-                    f"; the cell state {arg[:-3]}[1] needs the same."
-                    if arg.endswith("[0]") and isinstance(ctx.module, nn.LSTM)
-                    else "."
-                )
+                f"{arg}.transpose(0, 1).contiguous()" + _cell_too(ctx, arg, lambda c: c.transpose(0, 1), ld)
             )
             return out
         if m.axis in (0, 2) and (dirs_hint := _dirs_hint(shape, ld, memo, arg, ctx, dims[2])):
@@ -407,13 +409,12 @@ def _dirs_hint(
     features = memo.get(last.name) if last.kind == NAMED else None
     if shape[0] != wrong or features is None:
         return ""
-    lstm_c = arg.endswith("[0]") and isinstance(module, nn.LSTM)
     if not bidirectional and 2 * shape[2] == features:
         return (
             f"[hidden-dirs] '{arg}' looks like a bidirectional layer's state: two rows per layer (forward and "
             f"backward) of {shape[2]} features, where this layer keeps one row per layer of {features}. Join the "
             f"directions on the features: torch.cat([{arg}[0::2], {arg}[1::2]], dim=2) (OpenNMT's _fix_enc_hidden)"
-            + (f"; the cell state {arg[:-3]}[1] needs the same." if lstm_c else ".")
+            + _cell_too(ctx, arg, lambda c: c.new_zeros(ld, c.shape[1], 2 * c.shape[2]), ld)
         )
     if shape[2] != features:
         return ""
@@ -427,8 +428,28 @@ def _dirs_hint(
             f"this layer is not bidirectional: it keeps one state per layer, num_layers = {ld}, where '{arg}' "
             f"has two per layer ({wrong}), as if it were"
         )
-    return f"[hidden-dirs] {why}. Build it as torch.zeros({ld}, batch, hidden)" + (
-        f"; the cell state {arg[:-3]}[1] needs the same." if lstm_c else "."
+    rows = ld
+    return f"[hidden-dirs] {why}. Build it as torch.zeros({ld}, batch, hidden)" + _cell_too(
+        ctx, arg, lambda c: c.new_zeros(rows, *c.shape[1:]), ld
+    )
+
+
+def _cell_too(ctx: Context, arg: str, fix: Any, ld: int) -> str:
+    """ "; the cell state hx[1] needs the same." where the LSTM's c has the same fault: the fix given for h makes
+    c (layers*dirs, batch, cell) too; "." otherwise (c is right already, or wrong in another way)."""
+    whole = ctx.whole
+    if not (arg.endswith("[0]") and isinstance(ctx.module, nn.LSTM) and isinstance(whole, (tuple, list))):
+        return "."
+    if len(whole) != 2 or not isinstance(whole[1], Tensor) or whole[1].dim() != 3:
+        return "."
+    want = (ld, ctx.memo.get("batch"), ctx.memo.get("cell"))
+    c = whole[1]
+    try:
+        fixed = tuple(fix(c).shape)
+    except (RuntimeError, IndexError):
+        return "."
+    return (
+        f"; the cell state {arg[:-3]}[1] needs the same." if fixed == want and tuple(c.shape) != want else "."
     )
 
 
@@ -487,6 +508,7 @@ def compose(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> st
     inner_spec = m.spec if m.spec is not None else spec
     inner_value = m.value if m.spec is not None else value
     inner_arg = m.arg or arg
+    ctx.whole = value
     head = f"{ctx.where}: argument '{inner_arg}' "
     lines: list[str] = []
     reason = m.reason

@@ -258,6 +258,7 @@ class Context:
         "label",
         "autocast",
         "call_args",
+        "whole",
     )
 
     def __init__(
@@ -280,6 +281,7 @@ class Context:
         self.label: str | None = None  # set by guard: "model.rnn (GRU).forward()"
         self.autocast = False  # torch.autocast is on for the weights' device: floating dtypes may differ
         self.call_args: dict[str, Any] | None = None  # guard, nn.MultiheadAttention: the call's arguments
+        self.whole: Any = None  # a message's whole argument (the (h, c) pair whose h is at fault)
 
     @property
     def where(self) -> str:

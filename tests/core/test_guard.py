@@ -528,3 +528,104 @@ def test_meta_tables_devices_and_jit_trace():
         warnings.simplefilter("error", torch.jit.TracerWarning)  # guard's checks add none
         traced = torch.jit.trace(model, torch.tensor([[1, 2, 3]]))
     assert torch.equal(traced(torch.tensor([[4, 5, 6]])), model(torch.tensor([[4, 5, 6]])))
+
+
+# --- a second attack on the same (round four): each call runs in torch unguarded ---
+
+
+class BeamStep(nn.Module):
+    """A batch-1 beam search: the decoder step is (beam, 1, embed) with a state for the beam."""
+
+    def __init__(self, beam: int):
+        super().__init__()
+        self.beam, self.emb, self.enc, self.dec = (
+            beam,
+            nn.Embedding(20, 6),
+            nn.GRU(6, 8, batch_first=True),
+            nn.GRU(6, 8, batch_first=True),
+        )
+
+    def forward(self, src):  # (batch, time) ids
+        _, h = self.enc(self.emb(src))
+        h = h.repeat_interleave(self.beam, dim=1)  # (1, batch*beam, 8)
+        tok = torch.zeros(src.shape[0] * self.beam, 1, dtype=torch.long)
+        return self.dec(self.emb(tok), h)[0]
+
+
+class Chunks(nn.Module):
+    """DPRNN-style: time cut into chunks of k steps folded into the batch, no state passed."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self.k, self.intra = k, nn.GRU(3, 7, batch_first=True)
+
+    def forward(self, x):  # (batch, time, 3)
+        batch, time, features = x.shape
+        return self.intra(x.reshape(batch * time // self.k, self.k, features))[0]
+
+
+def test_layers_whose_sizes_coincide_with_a_transposition_are_not_refused():
+    for model, x in (
+        (BeamStep(beam=5), torch.randint(0, 20, (1, 5))),  # beam = source length, batch 1, a state given
+        (Chunks(k=2), torch.randn(4, 8, 3)),  # time folded into the batch in chunks
+    ):
+        expected = model(x)
+        with guard(model, batch_axis=0):
+            assert torch.equal(model(x), expected)
+    # what remains: chunks as long as the batch, without a state, fold to (time, batch, ...) exactly: the
+    # signature of the swap. The docs say so; guard without batch_axis checks such a model.
+    model, x = Chunks(k=4), torch.randn(4, 8, 3)
+    with guard(model, batch_axis=0), pytest.raises(ShapeError, match=r"\[layout\]"):
+        model(x)
+    with guard(model):
+        assert torch.equal(model(x), Chunks.forward(model, x))
+
+
+def test_guard_twice_and_torch_jit_trace_with_a_hook_registered_after_guard():
+    def cast(mod, args):
+        return (args[0].double(),)
+
+    gru = nn.GRU(3, 4, batch_first=True).double()
+    guard(gru)
+    guard(gru)
+    gru.register_forward_pre_hook(cast)
+    for _ in range(3):
+        assert gru(torch.randn(2, 5, 3))[0].dtype == torch.float64
+    fresh = nn.GRU(3, 4, batch_first=True).double()
+    guard(fresh)
+    fresh.register_forward_pre_hook(cast)
+    x = torch.randn(2, 5, 3)
+    assert torch.equal(torch.jit.trace(fresh, (x,))(x)[0], fresh(x)[0])
+
+
+def test_sizes_follow_the_weights_torch_reads():
+    emb = nn.Embedding(5, 3)
+    emb.weight = nn.Parameter(torch.randn(10, 3))  # a vocabulary extended: num_embeddings still says 5
+    cell = nn.GRUCell(3, 4)
+    for name, shape in (
+        ("weight_ih", (15, 3)),
+        ("weight_hh", (15, 5)),
+        ("bias_ih", (15,)),
+        ("bias_hh", (15,)),
+    ):
+        setattr(cell, name, nn.Parameter(torch.randn(shape)))  # hidden 5: hidden_size still says 4
+    with guard(emb), guard(cell):
+        assert emb(torch.tensor([[8, 9, 1]])).shape == (1, 3, 3)
+        assert cell(torch.randn(2, 3), torch.randn(2, 5)).shape == (2, 5)
+        with pytest.raises(ShapeError, match=r"\[index-range\].*vocab=10"):
+            emb(torch.tensor([[10]]))
+
+
+def test_the_cell_state_is_said_to_need_the_same_fix_only_where_it_does():
+    lstm, x = nn.LSTM(5, 7, num_layers=2, batch_first=True), torch.randn(3, 6, 5)
+    h_bf, c_ok = torch.zeros(3, 2, 7), torch.zeros(2, 3, 7)
+    with guard(lstm):
+        with pytest.raises(ShapeError) as info:
+            lstm(x, (h_bf, c_ok))  # h batch-first, c right
+        assert "[hidden-batch-first]" in str(info.value) and "needs the same" not in str(info.value)
+        with pytest.raises(ShapeError, match=r"the cell state hx\[1\] needs the same"):
+            lstm(x, (h_bf, h_bf.clone()))
+    gru = nn.GRU(5, 7, num_layers=2, batch_first=True)
+    with guard(gru), pytest.raises(ShapeError) as info:
+        gru(x, torch.zeros(3, 2, 9))  # batch-first AND of the wrong width: transposing alone would not fit
+    assert "[hidden-batch-first]" not in str(info.value)

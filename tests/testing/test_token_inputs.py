@@ -238,9 +238,7 @@ def test_sorted_ids_whose_order_cannot_be_recovered_are_refused_not_failed():
     words, lengths = _padded_words([3, 7, 3, 2])
     words[2] = words[0]  # two identical sequences: which embedding row is which example cannot be told
     torch.manual_seed(0)
-    with pytest.raises(
-        ValueError, match=r"reads the sequences in another order of input 0 \(a copy sorted"
-    ):
+    with pytest.raises(ValueError, match=r"reads the sequences in another order of input 0 \(a copy sorted"):
         check_batch_independence(SortsByLength().eval(), (words, lengths))
 
 
