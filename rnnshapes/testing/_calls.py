@@ -156,14 +156,20 @@ def buffers_kept(module: Any) -> Iterator[None]:
     if not isinstance(module, nn.Module):
         yield
         return
-    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    saved = [
+        (m, name, b, b.detach().clone())
+        for m in module.modules()
+        for name, b in m._buffers.items()
+        if b is not None
+    ]
     try:
         yield
     finally:
         with torch.no_grad():
-            for b, value in saved:
+            for m, name, b, value in saved:
                 if b.shape == value.shape:
                     b.copy_(value)
+                m._buffers[name] = b  # a buffer replaced out of place (self.ema = 0.9 * self.ema + ...) too
 
 
 def is_float(x: Any) -> bool:

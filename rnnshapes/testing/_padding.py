@@ -136,6 +136,9 @@ def check_packed_matches_unbatched(
             alone = select(run(model, xi, _lengths_arg(lengths, [i])))
             ot = _time_axis_of(full, output_time_axis, time_axis, ob, {t, max(lens)})
             per_step = ot is not None and alone.dim() == full.dim() and int(alone.shape[ot]) == length
+            if output_time_axis == "auto" and per_step and ot is not None:  # every other axis alike too
+                keep = (ot % full.dim(), ob % full.dim())
+                per_step = all(full.shape[k] == alone.shape[k] for k in range(full.dim()) if k not in keep)
             if output_time_axis == "auto" and not per_step:
                 ot = _other_time_axis(full, alone, ob, {t, max(lens)}, length)
                 per_step = ot is not None
@@ -197,6 +200,39 @@ def _other_time_axis(
             "time: pass output_time_axis=<the output's time axis>, or None for one result per sequence"
         )
     return None
+
+
+def _auto_time_axis(
+    base: Tensor, other: Tensor, ot: int | None, ob: int, t: int, longest: int, extra: int
+) -> int | None:
+    """check_padding_invariance's "auto", from the original run and the one with ``extra`` more steps: the one
+    axis (not the batch's) that grew by ``extra``, every other axis alike (the input's time axis, or another:
+    (time, batch, classes), (batch, classes, time)); else the input's time axis ``ot`` where the output was
+    padded back without total_length (the longest length's steps in both runs, a feature axis after them);
+    else None: the output is compared whole."""
+    if other.dim() != base.dim():
+        return None
+    b = ob % base.dim()
+    grown = [
+        a
+        for a in range(base.dim())
+        if a != b
+        and int(base.shape[a]) in (t, longest)
+        and int(other.shape[a]) == int(base.shape[a]) + extra
+        and all(base.shape[j] == other.shape[j] for j in range(base.dim()) if j not in (a, b))
+    ]
+    if len(grown) == 1:
+        return grown[0]
+    if grown or ot is None:
+        return None
+    # padded back without total_length: what it holds past each example's length is padding, not a result
+    padded_back = (
+        base.dim() > max(ot % base.dim(), b) + 1
+        and int(base.shape[ot]) == longest
+        and int(other.shape[ot]) == longest
+        and base.shape == other.shape
+    )
+    return ot if padded_back else None
 
 
 def _where(time_axis: int | None) -> str:
@@ -325,16 +361,8 @@ def check_padding_invariance(
             _check_batch(other, ob, n, output)
             if k == 0:  # the extra-padding run decides: a per-step output grows by `extra` steps with it
                 ot = _time_axis_of(base, output_time_axis, time_axis, ob, {t, max(lens)})
-                if ot is not None and output_time_axis == "auto" and extra:
-                    grew = other.dim() == base.dim() and int(other.shape[ot]) == int(base.shape[ot]) + extra
-                    # padded back without total_length: the longest length's steps, in both runs; what it
-                    # holds past each example's length is padding (masked by value, or zeros), not a result
-                    longest = (  # (a feature axis after it: a (batch, classes) result is not per step)
-                        other.dim() == base.dim() > max(ot % base.dim(), ob % base.dim()) + 1
-                        and int(base.shape[ot]) == max(lens)
-                        and int(other.shape[ot]) == max(lens)
-                    )
-                    ot = ot if grew or longest else None
+                if output_time_axis == "auto" and extra:
+                    ot = _auto_time_axis(base, other, ot, ob, t, max(lens), extra)
             for i, length in enumerate(lens):
                 got, want = _example(other, ob, i, ot, length), _example(base, ob, i, ot, length)
                 diff = compare(

@@ -14,6 +14,7 @@ from ._calls import (
     CallFn,
     OutputFn,
     as_args,
+    buffers_kept,
     default_call,
     describe,
     fail,
@@ -364,12 +365,18 @@ def _train_mode_rows(
     axis: int,
     classes: int,
     kept: Tensor,
-) -> Tensor:
-    """The output's rows in training mode (seeded, the global RNG left as it was), as the check reads them."""
-    with torch.random.fork_rng(devices=[]), mode(model, True), torch.no_grad():
-        torch.manual_seed(0)
-        out = selector(output)((call or default_call)(model, *as_args(inputs)))
-    rows = out.movedim(axis, -1).reshape(-1, classes).to(torch.float64)[kept]
+) -> Tensor | None:
+    """The output's rows in training mode (seeded, the global RNG and the buffers left as they were), as the
+    check reads them; None when that run fails or its output does not fit the eval one's."""
+    try:
+        with torch.random.fork_rng(devices=[]), buffers_kept(model), mode(model, True), torch.no_grad():
+            torch.manual_seed(0)
+            out = selector(output)((call or default_call)(model, *as_args(inputs)))
+            rows = out.movedim(axis, -1).reshape(-1, classes).to(torch.float64)[kept]
+    except (
+        Exception
+    ):  # the training-mode run cannot be read as the eval one (it needs targets, another shape)
+        return None
     return rows[rows.ne(0).any(dim=-1)]
 
 
@@ -453,9 +460,12 @@ def check_init_loss(
         raise ValueError(f"every target is ignore_index={ignore_index}: there is no position to judge")
     real = rows[rows.ne(0).any(dim=-1)]  # all-zero rows are padding, never probabilities
     if not allow_probabilities and _probabilities(real):
-        if isinstance(model, nn.Module) and not _probabilities(
+        train_rows = (
             _train_mode_rows(model, inputs, call, output, class_axis, classes, kept)
-        ):
+            if isinstance(model, nn.Module)
+            else None
+        )
+        if train_rows is not None and not _probabilities(train_rows):
             raise ValueError(
                 "check_init_loss: the output is probabilities in eval mode and logits in training mode (a softmax "
                 "applied at inference only, as DeepSpeech's InferenceBatchSoftmax does): the loss is computed on "

@@ -143,3 +143,32 @@ def test_a_softmax_applied_at_inference_only_is_not_called_a_fault():
     always = nn.Sequential(nn.Linear(4, 5), nn.Softmax(-1))  # a softmax in both modes is still the fault
     with pytest.raises(CheckFailed, match="the output looks like probabilities, not logits"):
         check_init_loss(always, x, targets, classes=5)
+
+
+def test_the_training_mode_run_leaves_the_running_statistics_and_survives_a_model_that_needs_targets():
+    class NormedSoftmax(InferenceSoftmax):
+        def __init__(self):
+            super().__init__()
+            self.norm = nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            return super().forward(self.norm(x))
+
+    model, x, targets = NormedSoftmax().eval(), torch.randn(6, 4), torch.randint(0, 5, (6,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="probabilities in eval mode and logits in training mode"):
+        check_init_loss(model, x, targets, classes=5)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+    class NeedsTargets(nn.Module):  # its training forward cannot run without targets
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(4, 5)
+
+        def forward(self, x, y=None):
+            if self.training:
+                return self.head(x) + y.float().unsqueeze(1)
+            return self.head(x).softmax(-1)
+
+    with pytest.raises(CheckFailed, match="the output looks like probabilities, not logits"):
+        check_init_loss(NeedsTargets(), x, targets, classes=5)

@@ -248,3 +248,21 @@ def test_meta_models_are_refused_with_what_to_do(check):
     model = nn.GRU(3, 4, batch_first=True).to("meta")
     with pytest.raises(ValueError, match=r"on the meta device, which holds shapes only: build the model"):
         check(model, torch.zeros(2, 5, 3, device="meta"))
+
+
+def test_a_buffer_replaced_out_of_place_is_put_back_too():
+    class Ema(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(5, 2)
+            self.register_buffer("ema", torch.zeros(5))
+
+        def forward(self, x):
+            if self.training:
+                self.ema = 0.9 * self.ema + 0.1 * x.mean(0).detach()  # a new tensor each call
+            return self.lin(x - self.ema)
+
+    model = Ema().eval()
+    before = model.ema.clone()
+    check_every_parameter_learns(model, torch.randn(8, 5))
+    assert torch.equal(model.ema, before)

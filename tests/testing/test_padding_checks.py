@@ -251,3 +251,25 @@ def test_a_per_sequence_output_with_as_many_classes_as_steps_is_compared_whole()
     torch.manual_seed(0)
     with pytest.raises(CheckFailed, match="on the whole per-example output"):
         check_padding_invariance(LastPadded(), torch.randn(3, 4, 3), torch.tensor([4, 2, 3]))
+
+
+class ClassesBeforeTime(nn.Module):
+    """A packed tagger whose output is (batch, classes, time), padded back with total_length."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.rnn, self.head = nn.GRU(4, 6, batch_first=True), nn.Linear(6, classes)
+
+    def forward(self, x, lengths):
+        out, _ = self.rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        return self.head(pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]).transpose(
+            1, 2
+        )
+
+
+def test_auto_finds_the_time_axis_after_a_class_axis_of_the_same_size():
+    x = torch.randn(3, 6, 4)
+    lengths = torch.tensor([5, 3, 2])  # 5 classes = the longest length, padded to 6
+    check_packed_matches_unbatched(ClassesBeforeTime(5).eval(), x, lengths)
+    x, lengths = torch.randn(3, 5, 4), torch.tensor([5, 3, 2])  # 5 classes = the padded time
+    check_padding_invariance(ClassesBeforeTime(5).eval(), x, lengths)
