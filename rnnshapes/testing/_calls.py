@@ -149,6 +149,26 @@ def refuse_meta(check: str, model: Any, inputs: Any) -> None:
         )
 
 
+def refuse_lazy(check: str, model: Any) -> None:
+    """Lazy modules (nn.LazyLinear) not run yet get random weights at their first call, in each copy a check
+    makes: two copies then differ for no fault of the model's."""
+    if not isinstance(model, nn.Module):
+        return
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    lazy = [
+        n or "model"
+        for n, m in model.named_modules()
+        if isinstance(m, LazyModuleMixin) and m.has_uninitialized_params()  # type: ignore[misc]
+    ]
+    if lazy:
+        raise ValueError(
+            f"{check}: {', '.join(lazy)} {'is a lazy module' if len(lazy) == 1 else 'are lazy modules'} not run "
+            "yet, whose weights each copy the check makes would draw at random: run the model once on the "
+            "inputs before checking it"
+        )
+
+
 @contextlib.contextmanager
 def buffers_kept(module: Any) -> Iterator[None]:
     """Restore every buffer of ``module`` afterwards (a BatchNorm's running statistics, moved by a train-mode

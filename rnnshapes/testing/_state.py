@@ -22,6 +22,7 @@ from ._calls import (
     fail,
     is_float,
     mode,
+    refuse_lazy,
     refuse_meta,
     tensor_leaves,
     to_device,
@@ -72,6 +73,7 @@ def check_state_dict_roundtrip(
         CheckFailed: when the state_dict cannot be saved/loaded, or outputs differ (where, by how much).
     """
     refuse_meta("check_state_dict_roundtrip", model, inputs)
+    refuse_lazy("check_state_dict_roundtrip", model)
     __tracebackhide__ = True
     args = as_args(inputs)
     run = call or default_call
@@ -310,6 +312,7 @@ def check_device_parity(
         CheckFailed: naming each differing output / gradient, where and by how much.
     """
     refuse_meta("check_device_parity", model, inputs)
+    refuse_lazy("check_device_parity", model)
     __tracebackhide__ = True
     target = torch.device(device)
     if target.type == "cuda":

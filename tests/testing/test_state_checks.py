@@ -237,3 +237,18 @@ def test_a_model_random_in_the_checks_mode_is_refused_not_blamed_on_its_state_or
         check_device_parity(AlwaysDropout(), features(), device="cpu", grads=grads)
     with pytest.raises(ValueError, match=r"check_state_dict_roundtrip: the model gives different results"):
         check_state_dict_roundtrip(AlwaysDropout(), AlwaysDropout, features())
+
+
+def test_lazy_modules_not_run_yet_are_refused_with_what_to_do():
+    model = nn.Sequential(nn.Flatten(), nn.LazyLinear(3))
+    x = features()
+    for check in (
+        lambda: check_device_parity(model, x, device="cpu"),
+        lambda: check_state_dict_roundtrip(model, lambda: nn.Sequential(nn.Flatten(), nn.LazyLinear(3)), x),
+    ):
+        with pytest.raises(
+            ValueError, match=r"1 is a lazy module not run yet.*run the model once on the inputs"
+        ):
+            check()
+    model(x)  # materialised: the checks run
+    check_device_parity(model, x, device="cpu")
