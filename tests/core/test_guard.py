@@ -581,6 +581,7 @@ def test_layers_whose_sizes_coincide_with_a_transposition_are_not_refused():
         assert torch.equal(model(x), Chunks.forward(model, x))
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # torch's own RNN code, traced
 def test_guard_twice_and_torch_jit_trace_with_a_hook_registered_after_guard():
     def cast(mod, args):
         return (args[0].double(),)
