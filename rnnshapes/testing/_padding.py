@@ -183,14 +183,7 @@ def _other_time_axis(
     if alone.dim() != full.dim():
         return None
     b = batch_axis % full.dim()
-    found = [
-        a
-        for a in range(full.dim())
-        if a != b
-        and int(full.shape[a]) in padded
-        and int(alone.shape[a]) == length
-        and all(full.shape[k] == alone.shape[k] for k in range(full.dim()) if k not in (a, b))
-    ]
+    found = _lone_axes(full, alone, b, lambda f, a: f in padded and a == length)
     if len(found) == 1 and int(full.shape[found[0]]) != length:
         return found[0]
     if any(full.shape[k] != alone.shape[k] for k in range(full.dim()) if k != b):
@@ -200,6 +193,18 @@ def _other_time_axis(
             "time: pass output_time_axis=<the output's time axis>, or None for one result per sequence"
         )
     return None
+
+
+def _lone_axes(one: Tensor, two: Tensor, batch: int, fits: Any) -> list[int]:
+    """The axes (not ``batch``) where ``fits(one's size, two's size)`` while every other axis is alike: where
+    an output's time can be, compared with another run's."""
+    return [
+        a
+        for a in range(one.dim())
+        if a != batch
+        and fits(int(one.shape[a]), int(two.shape[a]))
+        and all(one.shape[j] == two.shape[j] for j in range(one.dim()) if j not in (a, batch))
+    ]
 
 
 def _auto_time_axis(
@@ -213,14 +218,7 @@ def _auto_time_axis(
     if other.dim() != base.dim():
         return None
     b = ob % base.dim()
-    grown = [
-        a
-        for a in range(base.dim())
-        if a != b
-        and int(base.shape[a]) in (t, longest)
-        and int(other.shape[a]) == int(base.shape[a]) + extra
-        and all(base.shape[j] == other.shape[j] for j in range(base.dim()) if j not in (a, b))
-    ]
+    grown = _lone_axes(base, other, b, lambda f, o: f in (t, longest) and o == f + extra)
     if len(grown) == 1:
         return grown[0]
     if grown or ot is None:
