@@ -96,7 +96,7 @@ def _check_tensor(spec: TensorSpec, value: Any, arg: str, ctx: Context) -> None:
         if kind is NAMED:
             bound = memo.get(name)
             if bound is None:
-                if via_seq and name == "time" and shape[axis] == 0:
+                if name == "time" and shape[axis] == 0 and (via_seq or isinstance(ctx.module, nn.RNNBase)):
                     raise _Mismatch("axis", axis, d, "at least 1 (a recurrent layer needs a step)")
                 memo[name] = shape[axis]
                 ctx.org[name] = (None, arg, axis, via_seq, shape)

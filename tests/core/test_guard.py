@@ -630,3 +630,14 @@ def test_the_cell_state_is_said_to_need_the_same_fix_only_where_it_does():
     with guard(gru), pytest.raises(ShapeError) as info:
         gru(x, torch.zeros(3, 2, 9))  # batch-first AND of the wrong width: transposing alone would not fit
     assert "[hidden-batch-first]" not in str(info.value)
+
+
+def test_an_unbatched_input_without_steps_is_a_shape_error_as_a_batched_one_is():
+    rnn = nn.RNN(1, 3)
+    with pytest.raises(RuntimeError, match="larger than 0"):
+        rnn(torch.zeros(0, 1))  # torch refuses too
+    with guard(rnn):
+        for x in (torch.zeros(0, 1), torch.zeros(0, 2, 1)):
+            with pytest.raises(ShapeError, match=r"axis 0 \(time\) should be at least 1 \(a recurrent layer"):
+                rnn(x)
+        assert rnn(torch.zeros(4, 1))[0].shape == (4, 3)
