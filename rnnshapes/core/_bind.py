@@ -32,13 +32,19 @@ class _ModuleInfo:
     # the weight's shape when the sizes were read: a Linear's or a cell's sizes are its weight's (torch's
     # forward reads the weight, not in_features), read again when the weight is replaced by one of another shape
     weight_shape: tuple[int, ...] | None = None
+    # batch_first read from the recurrent layers (False: none, or they differ; then *seq is tried both ways)
+    layout_known: bool = False
+    # what shape_dims() returned: read again at every call, the sizes are read again when it changes
+    dims: dict[str, Any] | None = None
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
         # read again after torch.save / pickle / copy.deepcopy: it holds functions and the module's own links,
         # which are what it was built from, not part of the model
         return _unset, ()
 
-    def current(self) -> bool:
+    def current(self, module: nn.Module) -> bool:
+        if self.dims is not None and module.shape_dims() != self.dims:  # type: ignore[operator]
+            return False
         for parent, attr, child in self.chain:
             if parent._modules.get(attr) is not child:
                 return False
@@ -73,14 +79,24 @@ def _unset() -> None:
 _INFO_KEY = "_rnnshapes_info"  # kept in the module's __dict__: not a parameter, buffer or submodule
 
 
-def _rnn_of(module: nn.Module) -> tuple[str, nn.RNNBase | None]:
-    """The module's recurrent layer (itself, or its first ``nn.RNN/GRU/LSTM`` child) and its path."""
-    if isinstance(module, nn.RNNBase):
-        return "self", module
-    path = next((name for name, m in module.named_modules() if isinstance(m, nn.RNNBase)), None)
-    if path is None:
-        return "", None
-    return f"self.{path}", typing.cast(nn.RNNBase, module.get_submodule(path))
+_MODES = frozenset({"LSTM", "GRU", "RNN_TANH", "RNN_RELU"})
+
+
+def _is_recurrent(m: nn.Module) -> bool:
+    """An ``nn.RNN/GRU/LSTM``, or a layer that says it is one (``quantize_dynamic``'s LSTM is no nn.RNNBase)."""
+    if isinstance(m, nn.RNNBase):
+        return True
+    d = m.__dict__
+    return d.get("mode") in _MODES and all(
+        isinstance(d.get(k), int) for k in ("input_size", "hidden_size", "num_layers", "bidirectional")
+    )
+
+
+def _rnns_of(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The module's recurrent layers (itself, or every recurrent child) with their paths."""
+    if _is_recurrent(module):
+        return [("self", module)]
+    return [(f"self.{name}", m) for name, m in module.named_modules() if name and _is_recurrent(m)]
 
 
 def _chain(module: nn.Module, path: str) -> tuple[tuple[nn.Module, str, nn.Module], ...]:
@@ -126,28 +142,40 @@ def _module_info(module: nn.Module) -> _ModuleInfo:
             org[name] = ("self", "", -1, False, ())
         info.weight_owner, info.weight_name, info.weight_origin = module, "weight", "self.weight"
         return info
-    path, rnn = _rnn_of(module)
-    if rnn is not None:
-        dirs = 2 if rnn.bidirectional else 1
-        proj = getattr(rnn, "proj_size", 0)
-        values = {
-            "layers": rnn.num_layers,
-            "dirs": dirs,
-            "hidden": proj or rnn.hidden_size,
-            "input": rnn.input_size,
-        }
-        if isinstance(rnn, nn.LSTM):
-            values["cell"] = rnn.hidden_size
-        for name, value in values.items():
-            memo[name] = value
-            org[name] = (path, "", -1, False, ())
-        info.batch_first = rnn.batch_first
-        info.weight_owner, info.weight_name = rnn, rnn._flat_weights_names[0]
-        info.weight_origin = f"{path}.{rnn._flat_weights_names[0]}"
-        info.chain = _chain(module, path)
+    rnns = _rnns_of(module)
+    if rnns:
+        # the sizes all its recurrent layers agree on: where they differ (an encoder and a decoder, a char and a
+        # word LSTM), which one an argument goes to is the code's business, so the arguments bind that name
+        found: dict[str, set[Any]] = {}
+        for _, rnn in rnns:
+            values: dict[str, Any] = {
+                "layers": rnn.num_layers,
+                "dirs": 2 if rnn.bidirectional else 1,
+                "hidden": getattr(rnn, "proj_size", 0) or rnn.hidden_size,
+                "input": rnn.input_size,
+                "batch_first": bool(rnn.batch_first),
+                "cell": rnn.hidden_size if rnn.mode == "LSTM" else None,  # bound where every layer is an LSTM
+            }
+            for name, value in values.items():
+                found.setdefault(name, set()).add(value)
+        path = rnns[0][0] if len(rnns) == 1 else ", ".join(p for p, _ in rnns)
+        for name, seen in found.items():
+            if name == "batch_first":
+                if len(seen) == 1:
+                    info.batch_first, info.layout_known = seen.pop(), True
+            elif len(seen) == 1 and None not in seen:
+                memo[name] = seen.pop()
+                org[name] = (path, "", -1, False, ())
+        first_path, first = rnns[0]
+        names = getattr(first, "_flat_weights_names", None)
+        if names:
+            info.weight_owner, info.weight_name = first, names[0]
+            info.weight_origin = f"{first_path}.{names[0]}"
+        info.chain = tuple(link for p, _ in rnns if p != "self" for link in _chain(module, p))
     extra = getattr(module, "shape_dims", None)
     if callable(extra):
-        for name, value in extra().items():
+        info.dims = dict(extra())
+        for name, value in info.dims.items():
             memo[name] = int(value)
             org[name] = ("self.shape_dims()", "", -1, False, ())
     return info
@@ -155,7 +183,7 @@ def _module_info(module: nn.Module) -> _ModuleInfo:
 
 def _info(module: nn.Module) -> _ModuleInfo:
     info = module.__dict__.get(_INFO_KEY)
-    if info is None or info.owner != id(module) or not info.current():
+    if info is None or info.owner != id(module) or not info.current(module):
         info = module.__dict__[_INFO_KEY] = _module_info(module)
         info.owner = id(module)
     return typing.cast(_ModuleInfo, info)
@@ -164,11 +192,14 @@ def _info(module: nn.Module) -> _ModuleInfo:
 def module_context(name: str, module: nn.Module | None) -> Context:
     """A call context with the sizes the module knows already bound."""
     if module is None:
-        return Context(name, None, {}, {})
+        ctx = Context(name, None, {}, {})
+        ctx.layout_known = False  # a free function: no batch_first to read
+        return ctx
     info = _info(module)
     ctx = Context(name, module, info.memo.copy(), {}, info.org)
-    bf = getattr(module, "batch_first", info.batch_first)
+    bf = getattr(module, "batch_first", None)
     ctx.batch_first = bf if isinstance(bf, bool) else info.batch_first
+    ctx.layout_known = isinstance(bf, bool) or info.layout_known
     ctx.weight = w = info.weight()
     ctx.weight_origin = info.weight_origin
     # under torch.autocast for the weights' device, torch casts per op: floating dtypes may differ

@@ -26,6 +26,7 @@ binding, the LSTM pair, PackedSequence and device checks are what rnnshapes adds
 import functools
 import inspect
 import typing
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ._bind import _info, module_context
 from ._errors import ShapeError
-from ._messages import compose, device_message, dtype_message
+from ._messages import compose
 from ._precision import autocast_enabled
 from ._specs import (
     EXPR,
@@ -47,6 +48,7 @@ from ._specs import (
     DimSpec,
     OtherSpec,
     PackedSpec,
+    SeqOfSpec,
     TensorSpec,
     TupleSpec,
     UnionSpec,
@@ -62,6 +64,7 @@ from ._specs import Packed as Packed
 from ._switch import _env_enabled, _State
 from ._switch import checks as checks
 from ._switch import checks_enabled as checks_enabled
+from ._weights_messages import device_message, dtype_message
 
 # ---------------------------------------------------------------------------------------------------------
 # The check itself
@@ -96,7 +99,7 @@ def _check_tensor(spec: TensorSpec, value: Any, arg: str, ctx: Context) -> None:
         if kind is NAMED:
             bound = memo.get(name)
             if bound is None:
-                if name == "time" and shape[axis] == 0 and (via_seq or isinstance(ctx.module, nn.RNNBase)):
+                if name == "time" and shape[axis] == 0 and isinstance(ctx.module, nn.RNNBase):
                     raise _Mismatch("axis", axis, d, "at least 1 (a recurrent layer needs a step)")
                 memo[name] = shape[axis]
                 ctx.org[name] = (None, arg, axis, via_seq, shape)
@@ -108,14 +111,16 @@ def _check_tensor(spec: TensorSpec, value: Any, arg: str, ctx: Context) -> None:
         elif kind is EXPR:
             exprs = [(axis, d)] if exprs is None else [*exprs, (axis, d)]
     if exprs is not None:
-        _check_exprs(exprs, shape, memo)
+        _check_exprs(exprs, shape, ctx)
 
 
-def _check_exprs(exprs: list[tuple[int, DimSpec]], shape: torch.Size, memo: dict[str, Any]) -> None:
+def _check_exprs(exprs: list[tuple[int, DimSpec]], shape: torch.Size, ctx: Context) -> None:
     for axis, d in exprs:
-        want = _eval_expr(d, memo)
+        want = _eval_expr(d, ctx.memo)
         if want is None:
-            raise _Mismatch("unbound", axis, d)
+            # a name nothing bound (a free function's Hidden has no layer to give layers*dirs; layers that
+            # disagree on dirs): the annotation cannot be computed, which the call does not prove wrong
+            continue
         if shape[axis] != want:
             raise _Mismatch("axis", axis, d, want)
 
@@ -131,10 +136,11 @@ def _check_variadic(spec: TensorSpec, shape: torch.Size, arg: str, ctx: Context)
     var = dims[v]
     if var.name:
         got = tuple(shape[v : ndim - after])
-        bound = memo.get(var.name)
+        key = f"*{var.name}"  # jaxtyping keeps *batch apart from a single batch: so do the bindings
+        bound = memo.get(key)
         if bound is None:
-            memo[var.name] = got
-            ctx.org[var.name] = (f"{arg} axes {v}..{ndim - after - 1}", arg, v, False, shape)
+            memo[key] = got
+            ctx.org[key] = (f"{arg} axes {v}..{ndim - after - 1}", arg, v, False, shape)
         elif bound != got:
             raise _Mismatch("variadic", v, var, bound)
     exprs = []
@@ -151,7 +157,7 @@ def _check_variadic(spec: TensorSpec, shape: torch.Size, arg: str, ctx: Context)
                 raise _Mismatch("axis", axis, d, d.size)
         elif d.kind is EXPR:
             exprs.append((axis, d))
-    _check_exprs(exprs, shape, memo)
+    _check_exprs(exprs, shape, ctx)
 
 
 def _kind_of(value: Any) -> type:
@@ -199,7 +205,14 @@ def _check_inner(spec: _Spec, value: Any, arg: str, ctx: Context) -> None:
                 raise _Mismatch("none")
             return
         kind = _kind_of(value)
-        candidates = [o for o in u.options if type(o) is kind or type(o) is OtherSpec]
+        candidates = [
+            o
+            for o in u.options
+            if type(o) is kind
+            or type(o) is OtherSpec
+            or (type(o) is SeqOfSpec and isinstance(value, o.container))  # type: ignore[attr-defined]
+            or (type(o) is TupleSpec and o.lists and type(value) is list)  # type: ignore[attr-defined]
+        ]
         if not candidates:
             raise _Mismatch("union-type")
         if len(candidates) == 1:
@@ -223,6 +236,8 @@ def _check_inner(spec: _Spec, value: Any, arg: str, ctx: Context) -> None:
         raise first
     elif cls is TupleSpec:
         t = typing.cast(TupleSpec, spec)
+        if t.lists and type(value) is list:
+            value = tuple(value)  # an LSTM's [h, c]: torch takes it
         if not isinstance(value, tuple) or isinstance(value, PackedSequence):
             raise _Mismatch("tuple")
         if len(value) != len(t.items):
@@ -244,9 +259,19 @@ def _check_inner(spec: _Spec, value: Any, arg: str, ctx: Context) -> None:
             raise _Mismatch("packed-rows", None, None, int(value.batch_sizes.sum()))
         if p.features is not None:
             _check(p.features, value.data, f"{arg}.data", ctx)
+    elif cls is SeqOfSpec:
+        q = typing.cast(SeqOfSpec, spec)
+        if not isinstance(value, q.container) or isinstance(value, PackedSequence):
+            raise _Mismatch("other")
+        for i, item in enumerate(typing.cast(list[Any], value)):
+            _check(q.item, item, f"{arg}[{i}]", ctx)
     else:
         o = typing.cast(OtherSpec, spec)
-        if not is_bearable(value, o.hint):
+        try:
+            fits = is_bearable(value, o.hint)
+        except Exception:  # an annotation beartype cannot check alone (jaxtyping inside a dict): not refused
+            fits = True
+        if not fits:
             raise _Mismatch("other")
 
 
@@ -292,19 +317,16 @@ class _Param:
     var: bool  # *args / **kwargs (not checked)
 
 
-def _hint_of(fn: Callable[..., Any], name: str) -> Any:
-    hints = typing.get_type_hints(fn, include_extras=True)
-    return hints.get(name, inspect.Parameter.empty)
-
-
 def shapecheck(fn: F) -> F:
     """Check a function's or method's jaxtyping annotations at every call, with readable errors.
 
     Works on plain functions and on methods of ``nn.Module`` (``forward``, ``step``, ...). On a method, the
     sizes the module knows are bound before any argument: ``layers``, ``dirs``, ``hidden``, ``cell`` and
-    ``input`` from its first ``nn.RNN/GRU/LSTM`` (or the module itself), and any names its
-    ``shape_dims()`` returns. ``*seq`` reads ``self.batch_first``. The tensors must share the weights'
-    device (and floating ones their dtype); an argument named ``lengths`` may stay on the CPU.
+    ``input`` from its recurrent layers (``nn.RNN/GRU/LSTM``, or the module itself) where they agree, and any
+    names its ``shape_dims()`` returns. ``*seq`` reads ``self.batch_first``, else the recurrent layers'; with
+    neither (a free function, a loop of cells) both orders are tried. Only the arguments passed are checked,
+    never an unused default. Devices and dtypes are not compared here: a forward may move or cast what it
+    gets; ``rnnshapes.guard`` checks them where each layer receives them.
 
     Raises:
         ShapeError: naming the argument, the axis, the expected and actual sizes, where each bound size came
@@ -313,47 +335,77 @@ def shapecheck(fn: F) -> F:
     if not _env_enabled():
         return fn
     sig = inspect.signature(fn)
-    hints = typing.get_type_hints(fn, include_extras=True)
-    params: list[_Param] = []
     qualname = fn.__qualname__
     # a method's first parameter is its instance, whatever it is called (self, s, model): a function defined
     # in a class whose first positional parameter has no annotation; checked for nn.Module at call time
     in_class = "." in qualname and qualname.rsplit(".", 2)[-2] != "<locals>"
+    raw = getattr(fn, "__annotations__", {})
     is_method = False
+    positional: list[tuple[str, int, Any, bool]] = []  # (name, index or -1, default, *args/**kwargs)
     for i, (name, p) in enumerate(sig.parameters.items()):
         if i == 0 and (
             name == "self"
-            or (in_class and name not in hints and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+            or (in_class and name not in raw and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
         ):
             is_method = True
             continue
         var = p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         index = i if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) else -1
-        spec = None if var else parse_annotation(hints.get(name, inspect.Parameter.empty))
-        params.append(_Param(name, index, p.default, spec, var))
-    checked = [p for p in params if p.spec is not None]
-    ret_spec = parse_annotation(hints.get("return", inspect.Parameter.empty))
+        positional.append((name, index, p.default, var))
+
+    parsed: list[Any] = []  # [checked params, return spec, uses *seq]: filled once the hints resolve
+
+    def parse() -> None:
+        # under `from __future__ import annotations` a hint may name a class defined later in the module: the
+        # hints are then read at the first call, not while the module is still being executed
+        hints = typing.get_type_hints(fn, include_extras=True)
+        params = [
+            _Param(name, index, default, None if var else parse_annotation(hints.get(name, _EMPTY)), var)
+            for name, index, default, var in positional
+        ]
+        checked = [p for p in params if p.spec is not None]
+        ret_spec = parse_annotation(hints.get("return", _EMPTY))
+        seq = any(_uses_seq(s) for s in [*(p.spec for p in checked), ret_spec] if s is not None)
+        parsed[:] = [checked, ret_spec, seq]
+
+    try:
+        parse()
+    except NameError:
+        pass
 
     def values(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
-        """The checked parameters' values in this call (``inspect.Parameter.empty`` for a missing one)."""
+        """The checked parameters' values in this call (``_NOT_PASSED`` for a default left alone)."""
         n = len(args)
         return [
-            args[p.index] if 0 <= p.index < n else kwargs[p.name] if p.name in kwargs else p.default
-            for p in checked
+            args[p.index] if 0 <= p.index < n else kwargs[p.name] if p.name in kwargs else _NOT_PASSED
+            for p in parsed[0]
         ]
 
-    def run_checks(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
-        module = args[0] if is_method and isinstance(args[0], nn.Module) else None
-        ctx = module_context(fn.__name__ if module is not None else qualname, module)
-        for p, value in zip(checked, values(args, kwargs), strict=True):
-            if value is inspect.Parameter.empty:
-                continue  # a missing argument: Python itself reports it
+    def walk(ctx: Context, vals: list[Any]) -> tuple[_Param, Any, _Mismatch] | None:
+        for p, value in zip(parsed[0], vals, strict=True):
+            if value is _NOT_PASSED:
+                continue  # a default the caller left alone, or a missing argument Python reports itself
             try:
-                _check(p.spec, value, p.name, ctx)  # type: ignore[arg-type]
+                _check(p.spec, value, p.name, ctx)
             except _Mismatch as m:
-                _raise(p.spec, value, p.name, ctx, m)  # type: ignore[arg-type]
-            if isinstance(value, Tensor) or isinstance(value, tuple):
-                check_devices(ctx, p.name, value)
+                return p, value, m
+        return None
+
+    def run_checks(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
+        module = args[0] if is_method and args and isinstance(args[0], nn.Module) else None
+        name = fn.__name__ if module is not None else qualname
+        ctx = module_context(name, module)
+        vals = values(args, kwargs)
+        failed = walk(ctx, vals)
+        if failed is not None and not ctx.layout_known and parsed[2]:
+            # no recurrent layer tells *seq's order: the call passes if the other order fits
+            other = module_context(name, module)
+            other.batch_first, other.layout_known = not ctx.batch_first, False
+            if walk(other, vals) is None:
+                return other
+        if failed is not None:
+            p, value, m = failed
+            _raise(typing.cast(_Spec, p.spec), value, p.name, ctx, m)
         return ctx
 
     plain_seen: set[Any] = set()  # the passed call signatures of a function that is not a module's method
@@ -362,7 +414,7 @@ def shapecheck(fn: F) -> F:
         """The call's signature and the set of passed ones it belongs to (None: check it in full)."""
         parts: list[Any] = []
         for value in values(args, kwargs):
-            sig = _signature(value)  # a missing argument (Parameter.empty) is _UNKNOWN: checked in full
+            sig = _signature(value)
             if sig is _UNKNOWN:
                 return None
             parts.append(sig)
@@ -381,13 +433,7 @@ def shapecheck(fn: F) -> F:
             seen.clear()
         return tuple(parts), seen
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not _State.enabled:
-            return fn(*args, **kwargs)
-        if torch.compiler.is_compiling():
-            _run_checks_eagerly(run_checks, args, kwargs)
-            return fn(*args, **kwargs)
+    def checked_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         memo = call_key(args, kwargs) if _State.memo else None
         if memo is None:
             ctx: Context | None = run_checks(args, kwargs)
@@ -399,6 +445,7 @@ def shapecheck(fn: F) -> F:
                 ctx = run_checks(args, kwargs)
                 seen.add(key)
         result = fn(*args, **kwargs)
+        ret_spec = parsed[1]
         if ret_spec is not None:
             if memo is None:
                 check_value(ret_spec, result, "return value", ctx or run_checks(args, kwargs))
@@ -410,8 +457,41 @@ def shapecheck(fn: F) -> F:
                         seen.add((key, out))
         return result
 
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _State.enabled:
+            return fn(*args, **kwargs)
+        if not parsed:
+            parse()  # a forward reference resolved by now; if not, Python's NameError names it
+        if torch.compiler.is_compiling():
+            _run_checks_eagerly(run_checks, args, kwargs)
+            return fn(*args, **kwargs)
+        if torch.jit.is_tracing():  # sizes are traced values: comparing them makes torch.jit.trace warn
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                return checked_call(args, kwargs)
+        return checked_call(args, kwargs)
+
     wrapper.__rnnshapes_checked__ = True  # type: ignore[attr-defined]
     return typing.cast(F, wrapper)
+
+
+_EMPTY = inspect.Parameter.empty
+_NOT_PASSED = object()  # a parameter the call left at its default: never checked (jaxtyping + beartype agree)
+
+
+def _uses_seq(spec: _Spec) -> bool:
+    if isinstance(spec, TensorSpec):
+        return spec.has_seq
+    if isinstance(spec, PackedSpec):
+        return spec.features is not None and spec.features.has_seq
+    if isinstance(spec, UnionSpec):
+        return any(_uses_seq(o) for o in spec.options)
+    if isinstance(spec, TupleSpec):
+        return any(_uses_seq(o) for o in spec.items)
+    if isinstance(spec, SeqOfSpec):
+        return _uses_seq(spec.item)
+    return False
 
 
 _UNKNOWN = object()  # a value whose check reads more than its signature shows: such calls are always checked
@@ -426,6 +506,8 @@ def _signature(value: Any) -> Any:
         return (value.shape, value.dtype, value.device)
     if value is None:
         return None
+    if value is _NOT_PASSED:
+        return "not passed"
     if type(value) is tuple:
         items = []
         for v in value:

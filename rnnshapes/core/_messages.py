@@ -165,10 +165,16 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
                     f"[dtype] a recurrent state is floating point, like the weights: pass {arg}.to(torch.{want})."
                 )
             elif not spec.integer and not value.is_floating_point() and value.is_complex():
-                out.append(
-                    f"[dtype] '{arg}' is complex and this layer is real: pass {arg}.real, or build the layer "
-                    f"with dtype={value.dtype}."
-                )
+                if ctx.weight is not None and not ctx.weight.is_complex():
+                    out.append(
+                        f"[dtype] '{arg}' is complex and this layer is real: pass {arg}.real, or build the layer "
+                        f"with dtype={value.dtype}."
+                    )
+                else:  # a complex layer, or none known: the annotation is what says real
+                    out.append(
+                        f"[dtype] '{arg}' is complex and its annotation says {spec.dtype_label}: annotate it "
+                        "Complex[...] (complex only) or Inexact[...] (real or complex) if complex is meant."
+                    )
             elif hasattr(ctx.module, "num_heads") and arg in ("key_padding_mask", "attn_mask"):
                 out.append(
                     f"[attention-mask] a mask is bool (True where attention is NOT allowed) or floating (added to "
@@ -360,6 +366,8 @@ def _axis_hints(
     got = shape[m.axis]
     b: Binding | None = ctx.binding(d.name)
     bf = ctx.batch_first
+    if not ctx.layout_known and (d.via_seq or (b is not None and b.via_seq)):
+        return out  # both orders of *seq were tried: no layout explains it
     # (a) this tensor is the sequence and its two leading axes are swapped
     if d.via_seq and len(shape) >= 2 and m.axis in (0, 1) and b is not None and shape[1 - m.axis] == b.value:
         out.append(_layout_hint(arg, bf))
@@ -485,6 +493,11 @@ def _lengths_hint(arg: str, got: int, b: Binding | None, ctx: Context) -> str:
 
 
 def _layout_hint(arg: str, bf: bool) -> str:
+    if arg == "return value":  # batch_first=... would change the input's layout too
+        return (
+            f"[layout] the module has batch_first={bf}, so the return value must be {_layout(bf)}; it looks like "
+            f"{_layout(not bf)}: transpose it before returning (output.transpose(0, 1))."
+        )
     return (
         f"[layout] the module has batch_first={bf}, so '{arg}' must be {_layout(bf)}; it looks like "
         f"{_layout(not bf)}. Pass {arg}.transpose(0, 1), or build the module with batch_first={not bf}."
@@ -536,6 +549,11 @@ def compose(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> st
             dname = m.dim.name if m.dim.kind in (NAMED, EXPR, VARIADIC) else "fixed"
             got = inner_value.shape[m.axis] if reason == "axis" else "?"
             lines.append(f"  mismatch: axis {m.axis} ({dname}) should be {m.expected}, got {got}")
+        if not ctx.layout_known and (inner_spec.has_seq or any(o[3] for o in ctx.org.values())):
+            lines.append(
+                "  layout:   no batch_first to read (no recurrent layer, or layers that differ): *seq was tried "
+                "both ways; shown as (batch, time)"
+            )
     elif reason == "dtype":
         assert isinstance(inner_spec, TensorSpec)
         lines.append(head + "has the wrong dtype.")
@@ -571,28 +589,3 @@ def compose(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> st
     for h in _hints(hint_spec, hint_value, inner_arg if hint_spec is inner_spec else arg, ctx, m):
         lines.append(f"  hint:     {h}")
     return "\n".join(lines)
-
-
-def device_message(ctx: Context, arg: str, t: Tensor, ref_name: str, ref: Tensor) -> str:
-    return "\n".join(
-        [
-            f"{ctx.where}: argument '{arg}' is on the wrong device.",
-            f"  expected: {ref.device} (where {ref_name} is)",
-            f"  actual:   {_describe(t)}",
-            f"  hint:     [device] every tensor of the call must be on one device: move the model with "
-            f"model.to(device) or the input with {arg}.to(device) (only 'lengths' may stay on the CPU).",
-        ]
-    )
-
-
-def dtype_message(ctx: Context, arg: str, t: Tensor, ref_name: str, ref: Tensor) -> str:
-    want = str(ref.dtype).rpartition(".")[2]
-    return "\n".join(
-        [
-            f"{ctx.where}: argument '{arg}' has a different dtype from the weights.",
-            f"  expected: {want} (the dtype of {ref_name})",
-            f"  actual:   {_describe(t)}",
-            f"  hint:     [dtype] convert the input with {arg}.to({ref.dtype}) or the model with "
-            f"model.to({t.dtype}).",
-        ]
-    )

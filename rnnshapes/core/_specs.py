@@ -114,6 +114,16 @@ class UnionSpec(_Spec):
 class TupleSpec(_Spec):
     label: str
     items: tuple[_Spec, ...]
+    lists: bool = False  # LSTMState: torch takes the pair as a list too
+
+
+@dataclass(eq=False)
+class SeqOfSpec(_Spec):
+    """``tuple[X, ...]`` or ``list[X]``: every item checked against X, sharing the call's sizes."""
+
+    label: str
+    item: _Spec
+    container: type
 
 
 @dataclass(eq=False)
@@ -198,7 +208,8 @@ def parse_annotation(ann: Any) -> _Spec | None:
         marker = next((a for a in args[1:] if isinstance(a, _PackedMarker)), None)
         feats = None
         if marker is not None:
-            spec = parse_annotation(Float[Tensor, f"total {marker.dims}"])
+            # the rows of one packed batch: anonymous, since two packed arguments have their own totals
+            spec = parse_annotation(Float[Tensor, f"_total {marker.dims}"])
             assert isinstance(spec, TensorSpec)
             feats = spec
         return PackedSpec(f'Packed[PackedSequence, "{marker.dims if marker else ""}"]', feats)
@@ -216,8 +227,16 @@ def parse_annotation(ann: Any) -> _Spec | None:
         items = tuple(parse_annotation(a) for a in args)
         label = "tuple[" + ", ".join(i.label if i else "Any" for i in items) + "]"
         return TupleSpec(
-            label, typing.cast(tuple[_Spec, ...], tuple(i or OtherSpec("Any", Any) for i in items))
+            label,
+            typing.cast(tuple[_Spec, ...], tuple(i or OtherSpec("Any", Any) for i in items)),
+            lists=ann == LSTMState,
         )
+    if (origin is tuple and len(args) == 2 and args[1] is Ellipsis) or (origin is list and len(args) == 1):
+        item = parse_annotation(args[0])
+        if item is None:
+            return None
+        label = f"tuple[{item.label}, ...]" if origin is tuple else f"list[{item.label}]"
+        return SeqOfSpec(label, item, origin)
     return OtherSpec(_label(ann), ann)
 
 
@@ -259,6 +278,7 @@ class Context:
         "autocast",
         "call_args",
         "whole",
+        "layout_known",
     )
 
     def __init__(
@@ -282,6 +302,7 @@ class Context:
         self.autocast = False  # torch.autocast is on for the weights' device: floating dtypes may differ
         self.call_args: dict[str, Any] | None = None  # guard, nn.MultiheadAttention: the call's arguments
         self.whole: Any = None  # a message's whole argument (the (h, c) pair whose h is at fault)
+        self.layout_known = True  # False: no recurrent layer tells *seq's order; both orders are tried
 
     @property
     def where(self) -> str:

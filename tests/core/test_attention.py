@@ -138,7 +138,7 @@ def test_query_key_value_take_the_weights_dtype_except_under_autocast():
         nn.MultiheadAttention(8, 2, batch_first=True)(q, k, v)
     with guard(mha):
         with pytest.raises(
-            ShapeError, match=r"(?s)'query' has a different dtype from the weights.*self\.in_proj_weight"
+            ShapeError, match=r"(?s)'query' has a different dtype from the weights.*model\.in_proj_weight"
         ):
             mha(q, k, v)
         with torch.autocast("cpu", dtype=torch.bfloat16):

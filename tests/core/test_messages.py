@@ -243,19 +243,51 @@ def test_lengths_for_packing_must_be_on_cpu_and_in_range():
 
 def test_device_mismatch_names_the_weights():
     model = Seq("gru", 1, False)
+    guard(model)  # the layer's own call proves it: shapecheck leaves devices to the forward
     x = torch.empty(2, 3, 5, device="meta")
     with pytest.raises(
         ShapeError,
-        match=r"(?s)argument 'x' is on the wrong device.*expected: cpu \(where self\.rnn\.weight_ih_l0 is\).*\[device\]",
+        match=r"(?s)rnn \(GRU\)\.forward\(\): argument 'input' is on the wrong device.*expected: cpu \(where "
+        r"rnn\.weight_ih_l0 is\).*\[device\]",
     ):
         model(x)
 
 
 def test_dtype_mismatch_with_weights():
+    model = Seq("gru", 1, False)
+    guard(model)
     with pytest.raises(
-        ShapeError, match=r"(?s)different dtype from the weights.*expected: float32.*\[dtype\]"
+        ShapeError,
+        match=r"(?s)different dtype from the weights.*expected: float32 \(the dtype of rnn\.weight_ih_l0\).*\[dtype\]",
     ):
-        Seq("gru", 1, False)(torch.randn(2, 3, 5, dtype=torch.float64))
+        model(torch.randn(2, 3, 5, dtype=torch.float64))
+
+
+class _Casts(nn.Module):
+    """Forwards that cast or move what they get before the layer: torch runs them (the stranger's repros)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_first = True
+        self.rnn = nn.GRU(5, 7, batch_first=True)
+
+    @shapecheck
+    def forward(
+        self, x: Float[Tensor, "*seq input"], mask: Float[Tensor, "*seq"]
+    ) -> Float[Tensor, "*seq hidden"]:
+        out, _ = self.rnn(x.to(self.rnn.weight_ih_l0))
+        return out * mask[..., None]
+
+
+def test_shapecheck_leaves_dtypes_and_devices_to_the_forward():
+    model = _Casts()
+    x, mask = torch.randn(2, 3, 5), torch.ones(2, 3)
+    assert model(x.double(), mask).dtype == torch.float32  # cast inside
+    assert model(x, mask.double()).dtype == torch.float64  # a float64 mask promotes the output
+    model.double()  # gradcheck's double model with a float mask
+    assert model(x, mask).dtype == torch.float64
+    with pytest.raises(ShapeError, match=r"argument 'mask' has the wrong shape"):
+        model(x, torch.ones(3, 2))  # the shapes are still checked
 
 
 def test_cell_hidden_given_to_a_layer():
