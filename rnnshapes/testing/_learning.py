@@ -2,6 +2,7 @@
 one, grouped as a reader thinks of them (``rnn`` layer 1 forward direction, ``head.bias``); the training
 checks watch the same thing over a whole training (:class:`GradientWatch`)."""
 
+import copy
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -194,7 +195,9 @@ def check_every_parameter_learns(
     parameter is not in the graph: an unused submodule, a detached branch) or exactly zero everywhere (it is in
     the graph but cannot change the output: ``h_n[-1]`` of a bidirectional layer is its backward direction
     only, so the forward direction of its last layer gets zero gradient). Such parameters never learn, while
-    the model may still train well enough to pass every other check.
+    the model may still train well enough to pass every other check. A gradient that is zero only behind a
+    zero-initialised parameter (a head or a ReZero gate started at 0, which gets a gradient and learns at the
+    first step) is not a fault: the check reruns a copy with those parameters non-zero before it judges.
 
     The parameters are grouped as a reader thinks of them: one line for each direction of each layer of a
     recurrent module (``rnn (GRU) layer 1, forward direction``), one for each other module (``head
@@ -299,6 +302,8 @@ def _every_parameter_learns(
         )
         for n in unseen:
             del status[n]
+    for name in _unblocked(model, args, call, select, loss, train, seed, status):
+        del status[name]  # zero only behind a zero-initialised parameter, which learns at the first step
     if status:
         groups = group_parameters(model, status)
         lines = [group.line(status) for group in groups]
@@ -314,6 +319,44 @@ def _every_parameter_learns(
             + (_other_outputs(result, output) if any(g.submodule for g in groups) else ""),
         )
     return sizes
+
+
+def _unblocked(
+    model: nn.Module,
+    args: tuple[Any, ...],
+    call: CallFn | None,
+    select: Callable[[Any], Any],
+    loss: Callable[[Tensor], Tensor] | None,
+    train: bool,
+    seed: int,
+    status: dict[str, str],
+) -> set[str]:
+    """The parameters with an exactly zero gradient that get one once every all-zero parameter that itself gets a
+    gradient is made non-zero (on a copy): a zero-initialised head or a ReZero gate blocks the gradient of what
+    comes before it at initialisation only, since it learns at the first step; such parameters are not dead."""
+    zero = [n for n, s in status.items() if s == ZERO_GRADIENT]
+    starts_at_zero = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and n not in status and p.numel() and not p.any()
+    ]
+    if not zero or not starts_at_zero:
+        return set()
+    try:
+        twin = copy.deepcopy(model)
+    except Exception:  # a model that cannot be copied: judged as it is
+        return set()
+    params = dict(twin.named_parameters())
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for n in starts_at_zero:
+            p = params[n]
+            p.copy_(0.01 * torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p))
+    with mode(twin, train), torch.enable_grad():
+        out = select((call or default_call)(twin, *args))
+        target = loss(out) if loss is not None else (out * weights_like(out, seed)).sum()
+        grads = torch.autograd.grad(target, [params[n] for n in zero], allow_unused=True)
+    return {n for n, g in zip(zero, grads, strict=True) if g is not None and bool(g.detach().ne(0).any())}
 
 
 def _other_outputs(result: Any, output: OutputFn | None) -> str:

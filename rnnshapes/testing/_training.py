@@ -403,9 +403,11 @@ def check_init_loss(
     random targets would give on average, ``mean(logsumexp(z) - mean(z))`` over the positions, which is never
     below ``log(classes)`` and equals it for equal logits. It is deterministic for a given model and input, so
     a correct model does not fail on a few unlucky targets (the loss on 4 drawn targets of 2 classes strays far
-    from ``log 2``). The "sees the targets" verdict uses the targets: it fails only when their loss is below
-    that average by more than ``rel_tol * log(classes)`` and by more than random targets stray once in a
-    million (Hoeffding's bound on the positions' loss ranges).
+    from ``log 2``). A head started at the class priors (its bias ``log(priors)``, the recipe for imbalanced
+    classes) is confident on purpose: it passes when the given targets shuffled over the positions (the same
+    mix of classes) give a loss within the bound. The "sees the targets" verdict fails only when the given
+    targets' loss is below that shuffled average by more than ``rel_tol * log(classes)`` and by more than
+    shuffled targets stray once in a million (Hoeffding's bound on the positions' loss ranges).
 
     PyTorch's default init of a ``Linear`` head with a fan-in of 1 or 2 is genuinely over-confident (weights and
     bias up to +-1 per input), and fails this check: that is a finding, not a false alarm.
@@ -484,27 +486,35 @@ def check_init_loss(
     lse = torch.logsumexp(rows, dim=-1)
     average = float((lse - rows.mean(dim=-1)).mean())  # the mean loss over uniformly random targets
     loss = float(nn.functional.cross_entropy(rows, row_targets))
+    # the mean loss of the given targets' mix of classes over the positions: a head whose bias holds the log class
+    # priors (the recipe for imbalanced classes) is confident on purpose, and judged against the targets' own mix
+    in_range = (row_targets >= 0) & (row_targets < classes)
+    # (add-one smoothed: a few targets of one class are no evidence of a prior of 1)
+    mix = torch.bincount(row_targets[in_range], minlength=classes)[:classes].to(rows.dtype) + 1
+    shuffled = float((lse - rows @ (mix / mix.sum())).mean())
     n = rows.shape[0]
     spread = math.sqrt(float(((rows.amax(-1) - rows.amin(-1)) ** 2).sum()) * math.log(1e6) / (2 * n * n))
     stats = (
         f"over {n} positions of {output_name(output)} {describe(logits)}: the logits have std "
         f"{float(rows.std()) if rows.numel() > 1 else 0.0:.3g} and mean {float(rows.mean()):.3g}"
     )
-    if not math.isfinite(average) or average > (1 + rel_tol) * expected:
+    if not math.isfinite(average) or min(average, shuffled) > (1 + rel_tol) * expected:
         raise fail(
             f"loss at init is {average:.4g}, but about log(classes) = log({classes}) = {expected:.4g} is expected "
             f"(ratio {average / expected:.3g}, allowed up to {1 + rel_tol:g}).",
             f"{average:.4g} is the cross-entropy that uniformly random targets give on average (it does not "
-            f"depend on the targets drawn; {loss:.4g} on the given ones), {stats}",
+            f"depend on the targets drawn; {loss:.4g} on the given ones, {shuffled:.4g} on them shuffled over the "
+            f"positions), {stats}",
             "an over-confident start (ratio > 1): shrink the last layer's init or bias (e.g. zero the bias, "
             "scale its weights by 0.1); a Linear head with a fan-in of 1 or 2 is over-confident under PyTorch's "
             "default init",
         )
-    if not math.isfinite(loss) or loss < average - max(rel_tol * expected, spread):
+    if not math.isfinite(loss) or loss < shuffled - max(rel_tol * expected, spread):
         raise fail(
-            f"loss at init is {loss:.4g} on the given targets, far below the {average:.4g} that random targets "
-            f"give on average (log(classes) = log({classes}) = {expected:.4g}; ratio {loss / expected:.3g}).",
-            f"random targets stray below that average by more than {max(rel_tol * expected, spread):.3g} "
+            f"loss at init is {loss:.4g} on the given targets, far below the {shuffled:.4g} that the same targets "
+            f"shuffled over the positions give on average (log(classes) = log({classes}) = {expected:.4g}; ratio "
+            f"{loss / expected:.3g}).",
+            f"shuffled targets stray below that average by more than {max(rel_tol * expected, spread):.3g} "
             f"less than once in a million; {stats}",
             "a loss far below log(classes) on untrained weights means the output can see the targets (a target "
             "passed as an input, or labels leaking through the inputs)",

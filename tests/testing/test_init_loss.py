@@ -2,6 +2,7 @@
 probabilities behind zeroed padding."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -47,6 +48,35 @@ def test_the_over_confidence_verdict_is_target_free_and_says_so():
         )
 
 
+class PriorHead(nn.Module):
+    """The recipe for imbalanced classes: the head's bias starts at the log class priors (a stranger's repro)."""
+
+    def __init__(self, priors: torch.Tensor) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(5, 16, batch_first=True)
+        self.head = nn.Linear(16, 2)
+        with torch.no_grad():
+            self.head.weight.mul_(0.01)
+            self.head.bias.copy_(priors.log())
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+
+
+def test_a_head_started_at_the_class_priors_passes_on_targets_of_that_mix():
+    torch.manual_seed(0)
+    priors = torch.tensor([0.9, 0.1])
+    x = torch.randn(64, 100, 5)
+    targets = torch.multinomial(priors, 64 * 100, replacement=True).view(64, 100)
+    loss = check_init_loss(PriorHead(priors), x, targets, 2)
+    assert loss < math.log(2) * 0.6  # confident on purpose: the base rates
+    balanced = torch.arange(64 * 100).view(64, 100) % 2
+    with pytest.raises(CheckFailed, match=r"loss at init is .*allowed up to 1\.2\)"):
+        check_init_loss(
+            PriorHead(priors), x, balanced, 2
+        )  # the same head on balanced targets: over-confident
+
+
 def test_a_linear_head_with_fan_in_1_is_over_confident_and_the_hint_says_it_is_real():
     class OneFeature(nn.Module):  # a head on one feature near 1, weights and bias within the default U(-1, 1)
         def __init__(self):
@@ -70,7 +100,10 @@ def test_an_output_that_sees_the_targets_fails_on_the_given_targets():
         def forward(self, x, y):
             return 0.9 * nn.functional.one_hot(y, 4).float()  # modest logits: no over-confidence on average
 
-    with pytest.raises(CheckFailed, match=r"far below the .* that random targets give on average") as info:
+    with pytest.raises(
+        CheckFailed,
+        match=r"far below the .* that the same targets shuffled over the positions give on average",
+    ) as info:
         check_init_loss(Peeks(), (features(batch=64), targets), targets, 4)
     assert "the output can see the targets" in str(info.value)
 

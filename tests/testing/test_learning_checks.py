@@ -266,3 +266,46 @@ def test_a_buffer_replaced_out_of_place_is_put_back_too():
     before = model.ema.clone()
     check_every_parameter_learns(model, torch.randn(8, 5))
     assert torch.equal(model.ema, before)
+
+
+class ZeroHead(nn.Module):
+    """A zero-initialised head: the GRU's gradient is exactly zero at init, and not after the first step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(5, 8, batch_first=True)
+        self.head = nn.Linear(8, 3)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(x)[0])
+
+
+class ReZero(nn.Module):
+    """A residual gate learned from 0 (ReZero, LayerScale-0): the GRU behind it gets no gradient at init."""
+
+    def __init__(self, detach: bool = False) -> None:
+        super().__init__()
+        self.inp = nn.Linear(5, 8)
+        self.rnn = nn.GRU(8, 8, batch_first=True)
+        self.alpha = nn.Parameter(torch.zeros(1))
+        self.head = nn.Linear(8, 3)
+        self.detach = detach
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.inp(x)
+        branch = self.rnn(z)[0]
+        return self.head(z + self.alpha * (branch.detach() if self.detach else branch))
+
+
+def test_a_parameter_blocked_only_by_a_zero_initialised_one_is_not_reported():
+    x = torch.randn(4, 6, 5, generator=torch.Generator().manual_seed(0))
+    for model in (ZeroHead(), ReZero()):
+        sizes = check_every_parameter_learns(model, x)
+        assert sizes["rnn.weight_ih_l0"] == 0.0  # zero at init, as reported, but not a fault
+        assert (
+            not model.head.weight.any() if isinstance(model, ZeroHead) else not model.alpha.any()
+        )  # untouched
+    with pytest.raises(CheckFailed, match=r"(?s)a detached branch.*rnn \(GRU\): weight_ih_l0"):
+        check_every_parameter_learns(ReZero(detach=True), x)  # a detached branch stays dead behind the gate
