@@ -51,7 +51,8 @@ LESSON_CACHES = ("run", "persistent")
 """Values of ``--rnnshapes-lesson-cache``."""
 
 
-_nonnegative_int = int_at_least(0)
+SEED_MAX = 2**63 - 1
+"""The largest ``--rnnshapes-seed``: a seed plus a test's offset wraps round below 2**63 (torch's int64)."""
 _positive_int = int_at_least(1)
 _choice = choice
 
@@ -66,9 +67,10 @@ _OPTIONS: dict[str, tuple[Callable[[str], Any], str, str]] = {
         "error, never a skip.",
     ),
     "seed": (
-        _nonnegative_int,
+        int_at_least(0, SEED_MAX),
         "0",
-        "base random seed; each test adds a stable offset from its node id (rnn_seed).",
+        f"base random seed, 0 to {SEED_MAX} (what torch.manual_seed takes); each test adds a stable offset from "
+        "its node id (rnn_seed), wrapping round at the top.",
     ),
     "budget": (
         _choice(tuple(BUDGETS)),

@@ -238,11 +238,20 @@ def test_cpu_from_the_ini_collects_cpu_ids_only_and_skips_cuda_tests(pytester: p
             None,
             "argument --rnnshapes-device: invalid choice 'gpu' (choose from auto, cpu, cuda, all)",
         ),
-        (["--rnnshapes-seed=x"], None, "argument --rnnshapes-seed: expected a whole number >= 0, got 'x'"),
+        (
+            ["--rnnshapes-seed=x"],
+            None,
+            "argument --rnnshapes-seed: expected a whole number from 0 to 9223372036854775807, got 'x'",
+        ),
+        (
+            ["--rnnshapes-seed=18446744073709551615"],  # torch.manual_seed's int64 cannot hold it
+            None,
+            "argument --rnnshapes-seed: expected a whole number from 0 to 9223372036854775807, got 18446744073709551615",
+        ),
         (
             [],
             "rnnshapes_seed = -3",
-            "rnnshapes_seed = '-3' in the ini file: expected a whole number >= 0, got -3",
+            "rnnshapes_seed = '-3' in the ini file: expected a whole number from 0 to 9223372036854775807, got -3",
         ),
         (
             [],
@@ -250,7 +259,7 @@ def test_cpu_from_the_ini_collects_cpu_ids_only_and_skips_cuda_tests(pytester: p
             "rnnshapes_budget = 'huge' in the ini file: invalid choice 'huge' (choose from ci, full)",
         ),
     ],
-    ids=["threads", "device", "seed", "ini-seed", "ini-budget"],
+    ids=["threads", "device", "seed", "seed-too-large", "ini-seed", "ini-budget"],
 )
 def test_invalid_values_are_usage_errors_with_a_clear_message(
     pytester: pytest.Pytester, args: list[str], ini: str | None, message: str
@@ -260,6 +269,41 @@ def test_invalid_values_are_usage_errors_with_a_clear_message(
     result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in _text(result)
+
+
+def test_a_projects_own_rnn_device_fixture_wins_and_the_largest_seed_wraps(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def rnn_device():  # the team's own, older than the plugin: always the CPU
+            return "cpu"
+        """
+    )
+    pytester.makepyfile(
+        """
+        import torch
+
+        def test_own_device(rnn_device):
+            assert rnn_device == "cpu"
+
+        def test_seeded(rnn_seed):
+            assert 0 <= rnn_seed < 2**63 and torch.initial_seed() == rnn_seed
+        """
+    )
+    # CUDA demanded: the project's own CPU fixture is not parametrised into a cuda copy that errors
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-v",
+        "--rnnshapes-device=cuda",
+        f"--rnnshapes-seed={2**63 - 1}",
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_own_device PASSED*"])
 
 
 BUDGETED_TRAINING = """
