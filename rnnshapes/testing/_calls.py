@@ -13,6 +13,7 @@ The uniform convention of ``rnnshapes.testing``:
 """
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -69,7 +70,18 @@ def _first_tensor(result: Any, batch_first: bool) -> Tensor | None:
             found = _first_tensor(item, batch_first)
             if found is not None:
                 return found
+    for _, item in dataclass_items(result):
+        found = _first_tensor(item, batch_first)
+        if found is not None:
+            return found
     return None
+
+
+def dataclass_items(obj: Any) -> list[tuple[str, Any]]:
+    """The fields of a dataclass instance (a model's output record), in order; [] for anything else."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+    return []
 
 
 def selector(output: OutputFn | None, *, batch_first: bool = True) -> OutputFn:
@@ -92,7 +104,7 @@ def tensor_leaves(result: Any, path: str = "result") -> list[tuple[str, Tensor]]
         return [leaf for i, item in enumerate(result) for leaf in tensor_leaves(item, f"{path}[{i}]")]
     if isinstance(result, Mapping):
         return [leaf for k, item in result.items() for leaf in tensor_leaves(item, f"{path}[{k!r}]")]
-    return []
+    return [leaf for k, item in dataclass_items(result) for leaf in tensor_leaves(item, f"{path}.{k}")]
 
 
 def describe(obj: Any) -> str:

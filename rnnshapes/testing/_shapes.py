@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ._calls import CallFn, as_args, default_call, describe, fail, mode
+from ._calls import CallFn, as_args, dataclass_items, default_call, describe, fail, mode
 
 Sizes = Mapping[str, int]
 
@@ -266,6 +266,8 @@ def _match(
             problems.append(f"{where} has shape {got}, but the contract says '{' '.join(names)}' = {want}:")
             problems.extend(_explain(got, want, names, sizes))
         return
+    if fields := dataclass_items(result):  # an output record: named by its fields, or in their order
+        result = tuple(v for _, v in fields) if isinstance(spec, (tuple, list)) else dict(fields)
     if isinstance(result, (tuple, list)):
         if isinstance(spec, str) or not isinstance(spec, (tuple, list)) or len(spec) != len(result):
             problems.append(f"{path} is {describe(result)}, but the contract expects {spec!r} there")

@@ -1,5 +1,6 @@
 """distinct_sizes, coincidences and check_shape_contract."""
 
+import dataclasses
 import itertools
 
 import pytest
@@ -336,3 +337,42 @@ def test_a_dict_result_is_checked_key_by_key_and_unnamed_keys_are_left_alone():
         CheckFailed, match=r"result has no key 'state' \(its keys: \['logits', 'h_n', 'steps'\]\)"
     ):
         check_shape_contract(lambda s: DictTagger(s), make, {"state": "batch hidden"}, sizes=names)
+
+
+@dataclasses.dataclass
+class TaggerOutput:
+    """An output record, as many models return (a stranger's repro: every check said it 'holds no tensor')."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor
+
+
+class RecordTagger(nn.Module):
+    def __init__(self, i: int = 6, h: int = 8, c: int = 4) -> None:
+        super().__init__()
+        self.rnn, self.head = nn.GRU(i, h, batch_first=True), nn.Linear(h, c)
+
+    def forward(self, x: torch.Tensor) -> TaggerOutput:
+        out, h = self.rnn(x)
+        return TaggerOutput(self.head(out), h)
+
+
+def test_a_dataclass_output_is_read_field_by_field():
+    from rnnshapes.testing import check_batch_independence, check_causal, check_state_dict_roundtrip
+
+    x = torch.randn(4, 10, 6)
+    check_batch_independence(RecordTagger(), x)  # the first field, logits
+    check_causal(RecordTagger(), x)
+    check_state_dict_roundtrip(RecordTagger(), RecordTagger, x)  # every field compared
+    sizes = ["batch", "time", "input", "hidden", "classes"]
+
+    def build(s):
+        return RecordTagger(s["input"], s["hidden"], s["classes"])
+
+    def inputs(s):
+        return torch.randn(s["batch"], s["time"], s["input"])
+
+    check_shape_contract(build, inputs, {"logits": "batch time classes"}, sizes=sizes)
+    check_shape_contract(build, inputs, ("batch time classes", "1 batch hidden"), sizes=sizes)
+    with pytest.raises(CheckFailed, match=r"result\['logits'\] has shape"):
+        check_shape_contract(build, inputs, {"logits": "batch time hidden"}, sizes=sizes)
