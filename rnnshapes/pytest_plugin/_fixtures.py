@@ -18,7 +18,9 @@ from ._report import DEVICE_KEY, make_record, record_training
 
 def seed_for(config: pytest.Config, nodeid: str) -> int:
     """The seed of a test: the base seed plus a stable offset from its node id (crc32, below 100000)."""
-    return (settings(config).seed + zlib.crc32(nodeid.encode()) % 100_000) % 2**63  # torch.manual_seed's int64
+    return (
+        settings(config).seed + zlib.crc32(nodeid.encode()) % 100_000
+    ) % 2**63  # torch.manual_seed's int64
 
 
 @pytest.fixture

@@ -455,7 +455,10 @@ def check_causal(
     For every output step t it back-propagates (a randomly weighted sum of) the output at t and requires the
     gradient with respect to the input at every later step t' > t to be exactly zero. A bidirectional RNN, a
     sequence flipped the wrong way, or attention without a causal mask fails. The steps' backward passes run
-    batched (vector-Jacobian products in chunks), so 200 steps cost a few backward passes, not 200.
+    batched (vector-Jacobian products in chunks), so at a small batch 200 steps cost a few backward passes, not
+    200. The rows of one pass are capped by memory (``chunk_size=None``: rows x the bytes the forward saved
+    under 256 MiB), so a large batch at many steps runs nearly a pass per step: causality needs no large
+    batch, check it on a few examples.
 
     The model runs in eval mode with cuDNN and oneDNN off (restored after).
 
@@ -530,9 +533,12 @@ def check_causal(
             # model reads ahead (x[:, 1:]); which one, the sizes cannot tell
             raise different_sizes(
                 f"the outputs read the input's last {p.n_in - n} step(s), so they are no padding: either the "
-                "output's steps are not the input's (every k-th step, a pooled axis: pick or align them with "
-                "output=...), or the model reads ahead (an input shifted with x[:, 1:] gives output step t the "
-                "input of step t+1: a look-ahead, which causality forbids)"
+                "output's steps are not the input's (every k-th step, a pooled axis, a strided convolution "
+                "before the recurrent layer: wrt=<that front-end module>, with time_axis=<its output's time axis> "
+                "and output_time_axis=<the output's>, checks the rest at the output's own rate; repeating the "
+                "output to the input's rate reads ahead by construction), or the model "
+                "reads ahead (an input shifted with x[:, 1:] gives output step t the input of step t+1: a "
+                "look-ahead, which causality forbids)"
             )
         note = (
             f"compared the {n} steps both have: the other {p.n_in - n} steps of the input are padding that "

@@ -1,6 +1,7 @@
 """Padding checks: a padded batch gives each sequence the result it gets alone, whatever the padding."""
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -59,8 +60,47 @@ def _time_axis_of(
 def _example(out: Tensor, batch_axis: int, i: int, time_axis: int | None, length: int) -> Tensor:
     one = out.narrow(batch_axis, i, 1)
     if time_axis is not None:
+        if length > int(one.shape[time_axis]):
+            raise ValueError(
+                f"the output {describe(out)} has {int(one.shape[time_axis])} steps along output_time_axis="
+                f"{time_axis}, fewer than the {length} valid steps of example {i}: {_RATE}"
+            )
         one = one.narrow(time_axis, 0, length)
     return one
+
+
+_RATE = (
+    "the output's steps are not the input's (a strided convolution or pooling before the recurrent layer). "
+    "Pass output_lengths=lambda lengths: <each example's valid output steps> (lengths // 2 for a stride-2 "
+    "front-end that reads no step past the end), and output_time_axis=<the output's time axis> unless it is "
+    "time_axis; the check then compares those steps"
+)
+
+
+def _output_lengths(output_lengths: Any, lengths: Any, n: int) -> list[int] | None:
+    """The valid output steps per example that ``output_lengths(lengths)`` gives (None when not given)."""
+    if output_lengths is None:
+        return None
+    found = lengths_list(output_lengths(lengths))
+    if len(found) != n or any(v < 0 for v in found):
+        raise ValueError(f"output_lengths(lengths) must give {n} counts >= 0, one per example; got {found}")
+    return found
+
+
+def _rated_time_axis(out: Tensor, spec: int | None | Auto, time_axis: int, batch_axis: int, most: int) -> int:
+    """The output's time axis when ``output_lengths`` is given: ``spec``, or for "auto" ``time_axis``."""
+    ot = time_axis if spec == "auto" else spec
+    if ot is None or not -out.dim() <= ot < out.dim() or ot % out.dim() == batch_axis % out.dim():
+        raise ValueError(
+            f"output_lengths needs the output's time axis: output_time_axis={spec!r} is none of {describe(out)}'s "
+            "axes other than its batch axis"
+        )
+    if int(out.shape[ot]) < most:
+        raise ValueError(
+            f"the output {describe(out)} has {int(out.shape[ot])} steps along axis {ot}, fewer than the {most} "
+            "valid output steps output_lengths gives: pass output_time_axis=<the output's time axis>"
+        )
+    return ot
 
 
 def _lengths_arg(lengths: Any, keep: list[int]) -> Any:
@@ -81,6 +121,7 @@ def check_packed_matches_unbatched(
     time_axis: int = 1,
     output_batch_axis: int | None = None,
     output_time_axis: int | None | Auto = "auto",
+    output_lengths: Callable[[Any], Any] | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-5,
 ) -> None:
@@ -109,6 +150,10 @@ def check_packed_matches_unbatched(
             when the output has there the batch's time size (or the longest length) and the lone run's length,
             else the one other axis that does (all other axes alike); where the shapes differ and no axis
             does, a ValueError asks for it.
+        output_lengths: ``output_lengths(lengths) -> valid output steps per example``, for an output whose
+            steps are not the input's (a strided front-end: ``lambda lengths: lengths // 2``); each example is
+            then compared on that many steps along the output's time axis (``time_axis`` unless
+            ``output_time_axis`` says otherwise).
         atol, rtol: tolerance (a batch of 1 may use other kernels, so exact equality is not asked).
 
     Raises:
@@ -127,6 +172,7 @@ def check_packed_matches_unbatched(
             "padding that could leak into a result: the check proved nothing about padding. Give some "
             "sequences shorter lengths (and padding after them)"
         )
+    out_lens = _output_lengths(output_lengths, lengths, n)
     problems: list[Problem] = []
     with mode(model, False), torch.no_grad():
         full = select(run(model, x, lengths))
@@ -134,6 +180,19 @@ def check_packed_matches_unbatched(
         for i, length in enumerate(lens):
             xi = x.narrow(batch_axis, i, 1).narrow(time_axis, 0, length)
             alone = select(run(model, xi, _lengths_arg(lengths, [i])))
+            if out_lens is not None:  # the output runs at its own rate: compare each example's valid steps
+                rt = _rated_time_axis(full, output_time_axis, time_axis, ob, max(out_lens))
+                got, want = _example(full, ob, i, rt, out_lens[i]), _example(alone, ob, 0, rt, out_lens[i])
+                diff = compare(
+                    got, want, atol=atol, rtol=rtol, got_name="the padded batch's", want_name="the lone run's",
+                    limit=ELEMENTS,
+                )  # fmt: skip
+                if diff:
+                    label = (
+                        f"example {i} (length {length}, {out_lens[i]} output steps), compared on those steps:"
+                    )
+                    problems.append(Problem(label, diff, largest_difference(got, want), f"example {i}"))
+                continue
             ot = _time_axis_of(full, output_time_axis, time_axis, ob, {t, max(lens)})
             per_step = ot is not None and alone.dim() == full.dim() and int(alone.shape[ot]) == length
             if output_time_axis == "auto" and per_step and ot is not None:  # every other axis alike too
@@ -143,6 +202,11 @@ def check_packed_matches_unbatched(
                 ot = _other_time_axis(full, alone, ob, {t, max(lens)}, length)
                 per_step = ot is not None
             elif ot is not None and not per_step:
+                if alone.dim() == full.dim() and 0 < int(alone.shape[ot]) < length:
+                    raise ValueError(  # fewer steps alone than its length: the output runs at another rate
+                        f"check_packed_matches_unbatched: example {i} run alone ({length} steps) gives "
+                        f"{describe(alone)}, {int(alone.shape[ot])} steps along output_time_axis={ot}: {_RATE}"
+                    )
                 detail = f"run alone its output {describe(alone)} does not have its {length} steps along "
                 detail += f"output_time_axis={ot}"
                 problems.append(Problem(f"example {i} (length {length}):", detail, math.inf))
@@ -190,7 +254,8 @@ def _other_time_axis(
         raise ValueError(
             f"check_packed_matches_unbatched: the padded batch's output {describe(full)} and an example run alone "
             f"({length} steps) {describe(alone)} differ in shape, and no single axis of the output holds the "
-            "time: pass output_time_axis=<the output's time axis>, or None for one result per sequence"
+            "time: pass output_time_axis=<the output's time axis>, or None for one result per sequence; where "
+            f"the output has fewer steps than the input, {_RATE}"
         )
     return None
 
@@ -283,6 +348,7 @@ def check_padding_invariance(
     time_axis: int = 1,
     output_batch_axis: int | None = None,
     output_time_axis: int | None | Auto = "auto",
+    output_lengths: Callable[[Any], Any] | None = None,
     atol: float = 1e-6,
     rtol: float = 1e-5,
     seed: int = 0,
@@ -297,8 +363,8 @@ def check_padding_invariance(
       random values (random normal features, or random indices in ``0..max(x)`` for integer inputs).
 
     Args:
-        model, x, lengths, call, output, batch_axis, time_axis, output_batch_axis, output_time_axis: as in
-            :func:`check_packed_matches_unbatched`. "auto" here: ``time_axis`` when the output's size there
+        model, x, lengths, call, output, batch_axis, time_axis, output_batch_axis, output_time_axis,
+            output_lengths: as in :func:`check_packed_matches_unbatched`. "auto" here: ``time_axis`` when the output's size there
             grows by ``extra`` with the added padding, or stays the longest length (an output padded back
             without ``total_length``): each example is compared on its valid steps.
         extra: how many padding steps to add (>= 1; 0 tries only the scrambled padding, for a model that
@@ -338,6 +404,7 @@ def check_padding_invariance(
             f"overwrite: only {extra} appended steps were tried. Give some sequences shorter lengths (and "
             "padding after them)"
         )
+    out_lens = _output_lengths(output_lengths, lengths, n)
     problems: list[Problem] = []
     with mode(model, False), torch.no_grad():
         base = select(run(model, x, lengths))
@@ -357,12 +424,20 @@ def check_padding_invariance(
                 )
                 raise
             _check_batch(other, ob, n, output)
-            if k == 0:  # the extra-padding run decides: a per-step output grows by `extra` steps with it
+            if out_lens is not None:
+                ot = _rated_time_axis(base, output_time_axis, time_axis, ob, max(out_lens))
+            elif k == 0:  # the extra-padding run decides: a per-step output grows by `extra` steps with it
                 ot = _time_axis_of(base, output_time_axis, time_axis, ob, {t, max(lens)})
                 if output_time_axis == "auto" and extra:
                     ot = _auto_time_axis(base, other, ot, ob, t, max(lens), extra)
+            if ot is None and other.shape != base.shape:  # a per-sequence output keeps its shape
+                raise ValueError(
+                    f"check_padding_invariance: the output {describe(base)} changed shape with the variant "
+                    f"'{label}' ({describe(other)}), and none of its axes is the input's time: {_RATE}"
+                )
             for i, length in enumerate(lens):
-                got, want = _example(other, ob, i, ot, length), _example(base, ob, i, ot, length)
+                steps = length if out_lens is None else out_lens[i]
+                got, want = _example(other, ob, i, ot, steps), _example(base, ob, i, ot, steps)
                 diff = compare(
                     got, want, atol=atol, rtol=rtol, got_name="the variant's", want_name="the original's",
                     limit=ELEMENTS,

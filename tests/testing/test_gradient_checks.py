@@ -525,3 +525,28 @@ def test_a_model_that_predicts_beyond_its_input_is_shown_the_slice_that_checks_i
     ):
         check_causal(Future(), x, time_axis=1)
     check_causal(Future(), x, time_axis=1, output=lambda r: r[:, :12])  # the hint's fix passes
+
+
+class StridedStreaming(nn.Module):
+    """A streaming model whose conv front-end halves the time (kernel 2, stride 2), then a unidirectional GRU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(13, 16, kernel_size=2, stride=2)
+        self.rnn = nn.GRU(16, 16, batch_first=True)
+        self.fc = nn.Linear(16, 29)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.rnn(self.conv(x.transpose(1, 2)).transpose(1, 2))[0])
+
+
+def test_a_strided_front_end_is_told_how_to_check_the_rest_at_the_outputs_rate():
+    model, x = StridedStreaming(), torch.randn(4, 40, 13)
+    with pytest.raises(
+        CheckFailed, match=r"strided convolution before the recurrent layer: wrt=<that front-end"
+    ):
+        check_causal(model, x)
+    influence = check_causal(model, x, wrt=model.conv, time_axis=2, output_time_axis=1)  # the advice, applied
+    assert (
+        influence.shape == (20, 20) and not influence.triu(1).any() and bool((influence.diagonal() > 0).all())
+    )

@@ -273,3 +273,45 @@ def test_auto_finds_the_time_axis_after_a_class_axis_of_the_same_size():
     check_packed_matches_unbatched(ClassesBeforeTime(5).eval(), x, lengths)
     x, lengths = torch.randn(3, 5, 4), torch.tensor([5, 3, 2])  # 5 classes = the padded time
     check_padding_invariance(ClassesBeforeTime(5).eval(), x, lengths)
+
+
+class Strided(nn.Module):
+    """A CTC-style front-end that halves the time (kernel 2, stride 2: no output step reads a step past the end
+    of an even length), then a GRU over the packed steps; ``leaky``: a bidirectional GRU over the padded steps."""
+
+    def __init__(self, leaky: bool = False) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(13, 16, kernel_size=2, stride=2)
+        self.rnn = nn.GRU(16, 16, batch_first=True, bidirectional=leaky)
+        self.fc = nn.Linear(32 if leaky else 16, 29)
+        self.leaky = leaky
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (batch, time // 2, 16)
+        if self.leaky:
+            return self.fc(self.rnn(y)[0])
+        packed = pack_padded_sequence(y, lengths // 2, batch_first=True, enforce_sorted=False)
+        out, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=y.shape[1])
+        return self.fc(out)
+
+
+def test_an_output_at_another_rate_is_compared_on_the_valid_steps_output_lengths_gives():
+    torch.manual_seed(0)
+    lengths = torch.tensor([60, 44, 36, 20, 58, 12])
+    x = torch.randn(6, 60, 13)
+    for i, n in enumerate(lengths):
+        x[i, n:] = 0
+    halved = {"output_lengths": lambda lengths: lengths // 2}
+    check_padding_invariance(Strided(), x, lengths, **halved)
+    check_packed_matches_unbatched(Strided(), x, lengths, **halved)
+    # without output_lengths: a usage error that asks for them (it was a failure blaming the padding, a crash,
+    # and advice to pass output_time_axis=1, which then blamed the batch)
+    for check in (check_padding_invariance, check_packed_matches_unbatched):
+        with pytest.raises(ValueError, match=r"the output's steps are not the input's .* output_lengths="):
+            check(Strided(), x, lengths)
+        with pytest.raises(ValueError, match=r"output_lengths=lambda lengths"):
+            check(Strided(), x, lengths, output_time_axis=1)
+    with pytest.raises(CheckFailed, match=r"padding changes the results"):
+        check_padding_invariance(Strided(leaky=True), x, lengths, **halved)
+    with pytest.raises(CheckFailed, match=r"packed/padded batch does not match unbatched runs"):
+        check_packed_matches_unbatched(Strided(leaky=True), x, lengths, **halved)
