@@ -363,10 +363,11 @@ def check_padding_invariance(
       random values (random normal features, or random indices in ``0..max(x)`` for integer inputs).
 
     Args:
-        model, x, lengths, call, output, batch_axis, time_axis, output_batch_axis, output_time_axis,
-            output_lengths: as in :func:`check_packed_matches_unbatched`. "auto" here: ``time_axis`` when the output's size there
+        model, x, lengths, call, output, batch_axis, time_axis, output_batch_axis, output_time_axis: as in
+            :func:`check_packed_matches_unbatched`. "auto" here: ``time_axis`` when the output's size there
             grows by ``extra`` with the added padding, or stays the longest length (an output padded back
             without ``total_length``): each example is compared on its valid steps.
+        output_lengths: as in :func:`check_packed_matches_unbatched` (each example's valid output steps).
         extra: how many padding steps to add (>= 1; 0 tries only the scrambled padding, for a model that
             cannot take more steps than its other inputs allow).
         pad_value: the value of the added steps.
