@@ -34,7 +34,8 @@ class _ModuleInfo:
     weight_shape: tuple[int, ...] | None = None
     # batch_first read from the recurrent layers (False: none, or they differ; then *seq is tried both ways)
     layout_known: bool = False
-    # what shape_dims() returned: read again at every call, the sizes are read again when it changes
+    # what shape_dims() returned: read again at every full check (not on a call whose signature passed before),
+    # and the sizes with it when it changed (a new head for fine-tuning)
     dims: dict[str, Any] | None = None
 
     def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
@@ -42,9 +43,7 @@ class _ModuleInfo:
         # which are what it was built from, not part of the model
         return _unset, ()
 
-    def current(self, module: nn.Module) -> bool:
-        if self.dims is not None and module.shape_dims() != self.dims:  # type: ignore[operator]
-            return False
+    def current(self) -> bool:
         for parent, attr, child in self.chain:
             if parent._modules.get(attr) is not child:
                 return False
@@ -181,9 +180,11 @@ def _module_info(module: nn.Module) -> _ModuleInfo:
     return info
 
 
-def _info(module: nn.Module) -> _ModuleInfo:
+def _info(module: nn.Module, full: bool = False) -> _ModuleInfo:
+    """The module's sizes; ``full`` (a full check) also reads ``shape_dims()`` again."""
     info = module.__dict__.get(_INFO_KEY)
-    if info is None or info.owner != id(module) or not info.current(module):
+    stale = full and info is not None and info.dims is not None and module.shape_dims() != info.dims  # type: ignore[operator]
+    if info is None or stale or info.owner != id(module) or not info.current():
         info = module.__dict__[_INFO_KEY] = _module_info(module)
         info.owner = id(module)
     return typing.cast(_ModuleInfo, info)
@@ -195,7 +196,7 @@ def module_context(name: str, module: nn.Module | None) -> Context:
         ctx = Context(name, None, {}, {})
         ctx.layout_known = False  # a free function: no batch_first to read
         return ctx
-    info = _info(module)
+    info = _info(module, full=True)
     ctx = Context(name, module, info.memo.copy(), {}, info.org)
     bf = getattr(module, "batch_first", None)
     ctx.batch_first = bf if isinstance(bf, bool) else info.batch_first

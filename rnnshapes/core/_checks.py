@@ -53,8 +53,11 @@ from ._specs import (
     TupleSpec,
     UnionSpec,
     _eval_expr,
+    _holds_packed,
     _Mismatch,
+    _resolvable_hints,
     _Spec,
+    _uses_seq,
     parse_annotation,
 )
 from ._specs import F as F
@@ -257,8 +260,9 @@ def _check_inner(spec: _Spec, value: Any, arg: str, ctx: Context) -> None:
             raise _Mismatch("packed-batch", None, DimSpec(NAMED, name="batch"), bound)
         if value.data.shape[0] != int(value.batch_sizes.sum()):
             raise _Mismatch("packed-rows", None, None, int(value.batch_sizes.sum()))
-        if p.features is not None:
-            _check(p.features, value.data, f"{arg}.data", ctx)
+        features = p.features_total if ctx.bind_total else p.features
+        if features is not None:
+            _check(features, value.data, f"{arg}.data", ctx)
     elif cls is SeqOfSpec:
         q = typing.cast(SeqOfSpec, spec)
         if not isinstance(value, q.container) or isinstance(value, PackedSequence):
@@ -355,10 +359,16 @@ def shapecheck(fn: F) -> F:
 
     parsed: list[Any] = []  # [checked params, return spec, uses *seq]: filled once the hints resolve
 
-    def parse() -> None:
+    def parse(first_call: bool = False) -> None:
         # under `from __future__ import annotations` a hint may name a class defined later in the module: the
-        # hints are then read at the first call, not while the module is still being executed
-        hints = typing.get_type_hints(fn, include_extras=True)
+        # hints are then read at the first call, not while the module is still being executed; one that names
+        # what exists only for type checkers (an import under TYPE_CHECKING) is left unchecked
+        try:
+            hints = typing.get_type_hints(fn, include_extras=True)
+        except NameError:
+            if not first_call:
+                raise
+            hints = _resolvable_hints(fn)
         params = [
             _Param(name, index, default, None if var else parse_annotation(hints.get(name, _EMPTY)), var)
             for name, index, default, var in positional
@@ -366,7 +376,8 @@ def shapecheck(fn: F) -> F:
         checked = [p for p in params if p.spec is not None]
         ret_spec = parse_annotation(hints.get("return", _EMPTY))
         seq = any(_uses_seq(s) for s in [*(p.spec for p in checked), ret_spec] if s is not None)
-        parsed[:] = [checked, ret_spec, seq]
+        packed = sum(_holds_packed(p.spec) for p in checked)
+        parsed[:] = [checked, ret_spec, seq, packed <= 1]  # one packed argument: its rows are `total`
 
     try:
         parse()
@@ -391,16 +402,22 @@ def shapecheck(fn: F) -> F:
                 return p, value, m
         return None
 
+    def context(name: str, module: nn.Module | None, flip: bool = False) -> Context:
+        ctx = module_context(name, module)
+        ctx.bind_total = parsed[3]
+        if flip:  # *seq in the other order (its order is unknown)
+            ctx.batch_first, ctx.layout_known = not ctx.batch_first, False
+        return ctx
+
     def run_checks(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
         module = args[0] if is_method and args and isinstance(args[0], nn.Module) else None
         name = fn.__name__ if module is not None else qualname
-        ctx = module_context(name, module)
+        ctx = context(name, module)
         vals = values(args, kwargs)
         failed = walk(ctx, vals)
         if failed is not None and not ctx.layout_known and parsed[2]:
             # no recurrent layer tells *seq's order: the call passes if the other order fits
-            other = module_context(name, module)
-            other.batch_first, other.layout_known = not ctx.batch_first, False
+            other = context(name, module, flip=True)
             if walk(other, vals) is None:
                 return other
         if failed is not None:
@@ -433,6 +450,21 @@ def shapecheck(fn: F) -> F:
             seen.clear()
         return tuple(parts), seen
 
+    def check_return(result: Any, ctx: Context | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        ctx = ctx or run_checks(args, kwargs)
+        try:
+            _check(parsed[1], result, "return value", ctx)
+        except _Mismatch as m:
+            if not ctx.layout_known and parsed[2]:  # *seq's order unknown: the other order, arguments and all
+                other = context(ctx.name, ctx.module, flip=True)
+                try:
+                    if walk(other, values(args, kwargs)) is None:
+                        _check(parsed[1], result, "return value", other)
+                        return
+                except _Mismatch:
+                    pass
+            _raise(parsed[1], result, "return value", ctx, m)
+
     def checked_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         memo = call_key(args, kwargs) if _State.memo else None
         if memo is None:
@@ -445,16 +477,28 @@ def shapecheck(fn: F) -> F:
                 ctx = run_checks(args, kwargs)
                 seen.add(key)
         result = fn(*args, **kwargs)
-        ret_spec = parsed[1]
-        if ret_spec is not None:
+        if parsed[1] is not None:
             if memo is None:
-                check_value(ret_spec, result, "return value", ctx or run_checks(args, kwargs))
+                check_return(result, ctx, args, kwargs)
             else:
                 out = _signature(result)
                 if out is _UNKNOWN or (key, out) not in seen:
-                    check_value(ret_spec, result, "return value", ctx or run_checks(args, kwargs))
+                    check_return(result, ctx, args, kwargs)
                     if out is not _UNKNOWN:
                         seen.add((key, out))
+        return result
+
+    def traced_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Under torch.jit.trace sizes are traced values: comparing them makes the tracer warn, so the checks
+        (never the user's forward, whose own warnings matter) run with TracerWarning filtered."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            ctx = run_checks(args, kwargs)
+        result = fn(*args, **kwargs)
+        if parsed[1] is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                check_return(result, ctx, args, kwargs)
         return result
 
     @functools.wraps(fn)
@@ -462,14 +506,12 @@ def shapecheck(fn: F) -> F:
         if not _State.enabled:
             return fn(*args, **kwargs)
         if not parsed:
-            parse()  # a forward reference resolved by now; if not, Python's NameError names it
+            parse(first_call=True)  # a forward reference is resolved by now
         if torch.compiler.is_compiling():
             _run_checks_eagerly(run_checks, args, kwargs)
             return fn(*args, **kwargs)
-        if torch.jit.is_tracing():  # sizes are traced values: comparing them makes torch.jit.trace warn
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                return checked_call(args, kwargs)
+        if torch.jit.is_tracing():
+            return traced_call(args, kwargs)
         return checked_call(args, kwargs)
 
     wrapper.__rnnshapes_checked__ = True  # type: ignore[attr-defined]
@@ -478,20 +520,6 @@ def shapecheck(fn: F) -> F:
 
 _EMPTY = inspect.Parameter.empty
 _NOT_PASSED = object()  # a parameter the call left at its default: never checked (jaxtyping + beartype agree)
-
-
-def _uses_seq(spec: _Spec) -> bool:
-    if isinstance(spec, TensorSpec):
-        return spec.has_seq
-    if isinstance(spec, PackedSpec):
-        return spec.features is not None and spec.features.has_seq
-    if isinstance(spec, UnionSpec):
-        return any(_uses_seq(o) for o in spec.options)
-    if isinstance(spec, TupleSpec):
-        return any(_uses_seq(o) for o in spec.items)
-    if isinstance(spec, SeqOfSpec):
-        return _uses_seq(spec.item)
-    return False
 
 
 _UNKNOWN = object()  # a value whose check reads more than its signature shows: such calls are always checked

@@ -1,11 +1,12 @@
-"""Hints that depend on the kind of module called (private, used by ``_messages``): nn.MultiheadAttention's
-layouts and masks, and a module running in an nn.DataParallel replica."""
+"""Hints kept beside ``_messages`` (private, used by it): those that depend on the kind of module called
+(nn.MultiheadAttention's layouts and masks, a module running in an nn.DataParallel replica), and the items of a
+list or tuple argument."""
 
 from typing import Any, cast
 
 from torch import Tensor
 
-from ._specs import Context, _Mismatch
+from ._specs import NAMED, Context, _Mismatch
 
 
 def _attention_hints(arg: str, ctx: Context, m: _Mismatch, value: Any) -> list[str]:
@@ -108,3 +109,17 @@ def _dataparallel_hint(arg: str, ctx: Context, m: _Mismatch) -> str:
         "per GPU (rnnshapes train names --nproc N shows it). Pack inside forward, not before the call. Note "
         "that DataParallel also gathers a returned h_n on dim 0 (the layers axis)."
     )
+
+
+def _list_items_hint(arg: str, ctx: Context, m: _Mismatch) -> list[str]:
+    """Items of one tuple[X, ...] / list[X] argument disagreeing on a size an earlier item bound."""
+    base, _, index = arg.rpartition("[")
+    name = m.dim.name if m.dim is not None and m.dim.kind == NAMED else ""
+    b = ctx.binding(name) if name else None
+    if not base or not index.rstrip("]").isdigit() or b is None or not b.arg.startswith(base + "["):
+        return []
+    return [
+        f"[list-items] the items of '{base}' share every name of their annotation, so item {index.rstrip(']')} "
+        f"must have {name}={b.value} like {b.arg}; for items of different sizes there (sequences of their own "
+        f"lengths), name that axis with an underscore: _{name}."
+    ]

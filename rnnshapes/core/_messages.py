@@ -11,7 +11,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ._hints_modules import _attention_hints, _dataparallel_hint, _in_replica
+from ._hints_modules import _attention_hints, _dataparallel_hint, _in_replica, _list_items_hint
 from ._specs import (
     ANON,
     EXPR,
@@ -22,7 +22,6 @@ from ._specs import (
     Context,
     DimSpec,
     OtherSpec,
-    PackedSpec,
     TensorSpec,
     TupleSpec,
     UnionSpec,
@@ -55,6 +54,7 @@ HINTS: dict[str, str] = {
     "dataparallel-hidden": "a state or packed batch split on dim 0 by nn.DataParallel",
     "mha-layout": "attention inputs in the other layout than the layer's batch_first",
     "attention-mask": "an attention mask of the wrong shape or dtype",
+    "list-items": "items of a list or tuple argument of different sizes on an axis they share by name",
 }
 """Every hint a ShapeError can carry: key -> the mistake it explains (the docs' catalogue executes each)."""
 
@@ -203,6 +203,12 @@ def _hints(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> lis
                         f"(batch_first={ctx.batch_first}), or guard with allow_unbatched=True if one unbatched "
                         "sequence is meant."
                     )
+                elif not ctx.layout_known:  # no batch_first to read: the order is the code's
+                    out.append(
+                        f"[unbatched] torch reads a {value.dim()}-D input as ONE unbatched sequence; this "
+                        f"annotation wants the batch axis: add it with {arg}.unsqueeze(0) for (batch, time, ...) "
+                        f"or {arg}.unsqueeze(1) for (time, batch, ...), the order the code reads."
+                    )
                 else:
                     out.append(
                         f"[unbatched] torch reads a {value.dim()}-D input as ONE unbatched sequence; this "
@@ -289,10 +295,11 @@ def _cell_hidden_hint(arg: str, value: Tensor, ctx: Context) -> str:
                 f"[cell-hidden] a 2-D (batch, hidden) state is what a cell (nn.RNNCell/GRUCell) takes; a "
                 f"recurrent layer wants (layers*dirs, batch, hidden): pass {arg}.unsqueeze(0) (layers*dirs=1)."
             )
+        size = f"{ld}" if ld is not None else "layers * (2 if bidirectional else 1)"
         return (
             f"[cell-hidden] a 2-D (batch, hidden) state is what a cell (nn.RNNCell/GRUCell) takes; a recurrent "
-            f"layer wants (layers*dirs={ld}, batch, hidden): one state per layer and direction, e.g. "
-            f"torch.zeros({ld}, {batch}, hidden), or None to start from zeros."
+            f"layer wants (layers*dirs{'=' + str(ld) if ld is not None else ''}, batch, hidden): one state per "
+            f"layer and direction, e.g. torch.zeros({size}, {batch}, hidden), or None to start from zeros."
         )
     return (
         "[cell-hidden] a 2-D (layers*dirs, hidden) state goes with an unbatched 2-D input; this input has a "
@@ -581,11 +588,10 @@ def compose(spec: _Spec, value: Any, arg: str, ctx: Context, m: _Mismatch) -> st
             lines[-1] = f"  actual:   {type(inner_value).__name__}: {shown:.80}"
         if isinstance(inner_spec, TupleSpec) and isinstance(inner_value, tuple) and reason == "tuple-len":
             lines.append(f"  mismatch: expected {len(inner_spec.items)} items, got {len(inner_value)}")
-        if isinstance(inner_spec, PackedSpec):
-            pass
     lines.append(f"  bound:    {_bindings(ctx)}")
     hint_spec = inner_spec if reason not in ("tuple", "union-type", "type") else spec
     hint_value = inner_value if reason not in ("tuple", "union-type", "type") else value
-    for h in _hints(hint_spec, hint_value, inner_arg if hint_spec is inner_spec else arg, ctx, m):
+    hints = _hints(hint_spec, hint_value, inner_arg if hint_spec is inner_spec else arg, ctx, m)
+    for h in hints or _list_items_hint(inner_arg, ctx, m):
         lines.append(f"  hint:     {h}")
     return "\n".join(lines)

@@ -129,7 +129,8 @@ class SeqOfSpec(_Spec):
 @dataclass(eq=False)
 class PackedSpec(_Spec):
     label: str
-    features: TensorSpec | None
+    features: TensorSpec | None  # data as "_total <dims>": rows of its own
+    features_total: TensorSpec | None = None  # data as "total <dims>": where one packed argument gives total
 
 
 @dataclass(eq=False)
@@ -210,9 +211,12 @@ def parse_annotation(ann: Any) -> _Spec | None:
         if marker is not None:
             # the rows of one packed batch: anonymous, since two packed arguments have their own totals
             spec = parse_annotation(Float[Tensor, f"_total {marker.dims}"])
-            assert isinstance(spec, TensorSpec)
-            feats = spec
-        return PackedSpec(f'Packed[PackedSequence, "{marker.dims if marker else ""}"]', feats)
+            named = parse_annotation(Float[Tensor, f"total {marker.dims}"])
+            assert isinstance(spec, TensorSpec) and isinstance(named, TensorSpec)
+            feats, feats_total = spec, named
+        else:
+            feats_total = None
+        return PackedSpec(f'Packed[PackedSequence, "{marker.dims if marker else ""}"]', feats, feats_total)
     if ann is PackedSequence or ann is Packed:  # a bare Packed: any PackedSequence, its features unnamed
         return PackedSpec("PackedSequence", None)
     if origin in (typing.Union, types.UnionType):
@@ -238,6 +242,47 @@ def parse_annotation(ann: Any) -> _Spec | None:
         label = f"tuple[{item.label}, ...]" if origin is tuple else f"list[{item.label}]"
         return SeqOfSpec(label, item, origin)
     return OtherSpec(_label(ann), ann)
+
+
+def _resolvable_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The annotations that resolve, one by one (a name imported only under TYPE_CHECKING is left out)."""
+    hints: dict[str, Any] = {}
+    for name, ann in getattr(fn, "__annotations__", {}).items():
+        try:
+            hints[name] = typing.get_type_hints(_OneHint(ann, fn), include_extras=True)["x"]
+        except NameError:
+            continue
+    return hints
+
+
+class _OneHint:
+    """One annotation of ``fn`` alone, for ``typing.get_type_hints`` (which resolves all or nothing)."""
+
+    def __init__(self, ann: Any, fn: Callable[..., Any]) -> None:
+        self.__annotations__ = {"x": ann}
+        self.__globals__ = getattr(fn, "__globals__", {})
+
+
+def _holds_packed(spec: _Spec | None) -> bool:
+    if isinstance(spec, PackedSpec):
+        return True
+    if isinstance(spec, UnionSpec):
+        return any(_holds_packed(o) for o in spec.options)
+    return False
+
+
+def _uses_seq(spec: _Spec) -> bool:
+    if isinstance(spec, TensorSpec):
+        return spec.has_seq
+    if isinstance(spec, PackedSpec):
+        return spec.features is not None and spec.features.has_seq
+    if isinstance(spec, UnionSpec):
+        return any(_uses_seq(o) for o in spec.options)
+    if isinstance(spec, TupleSpec):
+        return any(_uses_seq(o) for o in spec.items)
+    if isinstance(spec, SeqOfSpec):
+        return _uses_seq(spec.item)
+    return False
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -279,6 +324,7 @@ class Context:
         "call_args",
         "whole",
         "layout_known",
+        "bind_total",
     )
 
     def __init__(
@@ -303,6 +349,7 @@ class Context:
         self.call_args: dict[str, Any] | None = None  # guard, nn.MultiheadAttention: the call's arguments
         self.whole: Any = None  # a message's whole argument (the (h, c) pair whose h is at fault)
         self.layout_known = True  # False: no recurrent layer tells *seq's order; both orders are tried
+        self.bind_total = False  # one packed argument in the call: its rows bind `total` for the others
 
     @property
     def where(self) -> str:

@@ -84,8 +84,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "rnn_device" not in metafunc.fixturenames or _parametrized_by_user(metafunc):
         return
     definitions = getattr(metafunc, "_arg2fixturedefs", {}).get("rnn_device") or ()
-    if definitions and getattr(definitions[-1].func, "__module__", __name__) != __name__:
-        return  # the project's own rnn_device fixture (a conftest.py) overrides the plugin's: not parametrised
+    own = definitions[-1] if definitions else None
+    if (
+        own is not None
+        and getattr(own.func, "__module__", __name__) != __name__
+        and "rnn_device" not in own.argnames
+    ):
+        return  # the project's own rnn_device fixture replaces the plugin's (one that wraps it keeps the devices)
     devices = list(settings(metafunc.config).devices)
     metafunc.parametrize("rnn_device", devices, indirect=True, ids=devices, scope="session")
 

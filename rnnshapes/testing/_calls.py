@@ -80,7 +80,9 @@ def _first_tensor(result: Any, batch_first: bool) -> Tensor | None:
 def dataclass_items(obj: Any) -> list[tuple[str, Any]]:
     """The fields of a dataclass instance (a model's output record), in order; [] for anything else."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+        missing = object()  # a field(init=False) never set
+        found = [(f.name, getattr(obj, f.name, missing)) for f in dataclasses.fields(obj)]
+        return [(name, value) for name, value in found if value is not missing]
     return []
 
 

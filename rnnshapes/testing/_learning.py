@@ -2,7 +2,6 @@
 one, grouped as a reader thinks of them (``rnn`` layer 1 forward direction, ``head.bias``); the training
 checks watch the same thing over a whole training (:class:`GradientWatch`)."""
 
-import copy
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -197,7 +196,8 @@ def check_every_parameter_learns(
     only, so the forward direction of its last layer gets zero gradient). Such parameters never learn, while
     the model may still train well enough to pass every other check. A gradient that is zero only behind a
     zero-initialised parameter (a head or a ReZero gate started at 0, which gets a gradient and learns at the
-    first step) is not a fault: the check reruns a copy with those parameters non-zero before it judges.
+    first step) is not a fault: the check runs once more with those parameters non-zero (zero again after)
+    before it judges.
 
     The parameters are grouped as a reader thinks of them: one line for each direction of each layer of a
     recurrent module (``rnn (GRU) layer 1, forward direction``), one for each other module (``head
@@ -332,30 +332,31 @@ def _unblocked(
     status: dict[str, str],
 ) -> set[str]:
     """The parameters with an exactly zero gradient that get one once every all-zero parameter that itself gets a
-    gradient is made non-zero (on a copy): a zero-initialised head or a ReZero gate blocks the gradient of what
-    comes before it at initialisation only, since it learns at the first step; such parameters are not dead."""
+    gradient is made non-zero: a zero-initialised head or a ReZero gate blocks the gradient of what comes before
+    it at initialisation only, since it learns at the first step; such parameters are not dead. The zero
+    parameters are set in place for one more forward and backward pass, and zeroed again after (a copy of the
+    model may not be possible: a non-leaf tensor kept on a module, the old weight_norm)."""
     zero = [n for n, s in status.items() if s == ZERO_GRADIENT]
+    params = dict(model.named_parameters())
     starts_at_zero = [
-        n
-        for n, p in model.named_parameters()
-        if p.requires_grad and n not in status and p.numel() and not p.any()
+        n for n, p in params.items() if p.requires_grad and n not in status and p.numel() and not p.any()
     ]
     if not zero or not starts_at_zero:
         return set()
-    try:
-        twin = copy.deepcopy(model)
-    except Exception:  # a model that cannot be copied: judged as it is
-        return set()
-    params = dict(twin.named_parameters())
     generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n in starts_at_zero:
-            p = params[n]
-            p.copy_(0.01 * torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p))
-    with mode(twin, train), torch.enable_grad():
-        out = select((call or default_call)(twin, *args))
-        target = loss(out) if loss is not None else (out * weights_like(out, seed)).sum()
-        grads = torch.autograd.grad(target, [params[n] for n in zero], allow_unused=True)
+    try:
+        with torch.no_grad():
+            for n in starts_at_zero:
+                p = params[n]
+                p.copy_(0.01 * torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p))
+        with mode(model, train), torch.enable_grad():
+            out = select((call or default_call)(model, *args))
+            target = loss(out) if loss is not None else (out * weights_like(out, seed)).sum()
+            grads = torch.autograd.grad(target, [params[n] for n in zero], allow_unused=True)
+    finally:
+        with torch.no_grad():
+            for n in starts_at_zero:
+                params[n].zero_()  # they were all zero
     return {n for n, g in zip(zero, grads, strict=True) if g is not None and bool(g.detach().ne(0).any())}
 
 

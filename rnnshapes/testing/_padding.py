@@ -57,14 +57,22 @@ def _time_axis_of(
     return time_axis if int(out.shape[time_axis]) in ok else None
 
 
-def _example(out: Tensor, batch_axis: int, i: int, time_axis: int | None, length: int) -> Tensor:
+def _example(
+    out: Tensor, batch_axis: int, i: int, time_axis: int | None, length: int, *, example: int | None = None,
+    rated: bool = False,
+) -> Tensor:  # fmt: skip
+    """Example ``i`` of ``out`` (``example``: its index in the batch, for messages), cut to ``length`` steps."""
     one = out.narrow(batch_axis, i, 1)
     if time_axis is not None:
         if length > int(one.shape[time_axis]):
-            raise ValueError(
-                f"the output {describe(out)} has {int(one.shape[time_axis])} steps along output_time_axis="
-                f"{time_axis}, fewer than the {length} valid steps of example {i}: {_RATE}"
-            )
+            k = i if example is None else example
+            have = f"the output {describe(out)} has {int(one.shape[time_axis])} steps along axis {time_axis}"
+            if rated:
+                raise ValueError(
+                    f"output_lengths gives example {k} {length} valid output steps, but {have}: check its formula "
+                    "(a front-end of kernel k and stride s without padding gives (lengths - k) // s + 1 steps)"
+                )
+            raise ValueError(f"{have}, fewer than the {length} valid steps of example {k}: {_RATE}")
         one = one.narrow(time_axis, 0, length)
     return one
 
@@ -98,7 +106,8 @@ def _rated_time_axis(out: Tensor, spec: int | None | Auto, time_axis: int, batch
     if int(out.shape[ot]) < most:
         raise ValueError(
             f"the output {describe(out)} has {int(out.shape[ot])} steps along axis {ot}, fewer than the {most} "
-            "valid output steps output_lengths gives: pass output_time_axis=<the output's time axis>"
+            "valid output steps output_lengths gives: check its formula (a front-end of kernel k and stride s "
+            "without padding gives (lengths - k) // s + 1 steps), or pass output_time_axis=<the output's time axis>"
         )
     return ot
 
@@ -182,7 +191,8 @@ def check_packed_matches_unbatched(
             alone = select(run(model, xi, _lengths_arg(lengths, [i])))
             if out_lens is not None:  # the output runs at its own rate: compare each example's valid steps
                 rt = _rated_time_axis(full, output_time_axis, time_axis, ob, max(out_lens))
-                got, want = _example(full, ob, i, rt, out_lens[i]), _example(alone, ob, 0, rt, out_lens[i])
+                got = _example(full, ob, i, rt, out_lens[i], rated=True)
+                want = _example(alone, ob, 0, rt, out_lens[i], example=i, rated=True)
                 diff = compare(
                     got, want, atol=atol, rtol=rtol, got_name="the padded batch's", want_name="the lone run's",
                     limit=ELEMENTS,
@@ -438,7 +448,11 @@ def check_padding_invariance(
                 )
             for i, length in enumerate(lens):
                 steps = length if out_lens is None else out_lens[i]
-                got, want = _example(other, ob, i, ot, steps), _example(base, ob, i, ot, steps)
+                rated = out_lens is not None
+                got, want = (
+                    _example(other, ob, i, ot, steps, rated=rated),
+                    _example(base, ob, i, ot, steps, rated=rated),
+                )
                 diff = compare(
                     got, want, atol=atol, rtol=rtol, got_name="the variant's", want_name="the original's",
                     limit=ELEMENTS,

@@ -267,7 +267,8 @@ def _match(
             problems.extend(_explain(got, want, names, sizes))
         return
     if fields := dataclass_items(result):  # an output record: named by its fields, or in their order
-        result = tuple(v for _, v in fields) if isinstance(spec, (tuple, list)) else dict(fields)
+        _match_record(result, fields, spec, sizes, path, problems, checked)
+        return
     if isinstance(result, (tuple, list)):
         if isinstance(spec, str) or not isinstance(spec, (tuple, list)) or len(spec) != len(result):
             problems.append(f"{path} is {describe(result)}, but the contract expects {spec!r} there")
@@ -288,6 +289,36 @@ def _match(
             _match(result[key], sub, sizes, f"{path}[{key!r}]", problems, checked)
         return
     problems.append(f"{path} is {describe(result)}, which is no tensor; the contract expects {spec!r}")
+
+
+def _match_record(
+    record: Any,
+    fields: list[tuple[str, Any]],
+    spec: Any,
+    sizes: Mapping[str, int],
+    path: str,
+    problems: list[str],
+    checked: list[str],
+) -> None:
+    """A dataclass output against a dict contract (by field name) or a tuple one (in field order)."""
+    kind, names = type(record).__name__, [name for name, _ in fields]
+    if isinstance(spec, Mapping):
+        values = dict(fields)
+        for key, sub in spec.items():  # fields the contract does not name are not checked
+            if key not in values:
+                problems.append(
+                    f"{path} ({kind}) has no field {key!r} (its fields: {names}), which the contract names"
+                )
+                continue
+            _match(values[key], sub, sizes, f"{path}.{key}", problems, checked)
+    elif isinstance(spec, (tuple, list)) and len(spec) == len(fields):
+        for (name, value), sub in zip(fields, spec, strict=True):
+            _match(value, sub, sizes, f"{path}.{name}", problems, checked)
+    else:
+        problems.append(
+            f"{path} is {kind}, a record with the fields {names}, but the contract expects {spec!r} there: name "
+            f"the fields in a dict ({{{names[0]!r}: ...}}), or give one entry per field, in order, in a tuple"
+        )
 
 
 def _recurrent(net: Any) -> tuple[int, int, str] | None:

@@ -392,6 +392,7 @@ def check_init_loss(
     output: OutputFn | None = None,
     allow_probabilities: bool = False,
     ignore_index: int = -100,
+    priors: Any = None,
 ) -> float:
     """Check that the cross-entropy loss at initialisation is close to ``log(classes)``.
 
@@ -403,11 +404,13 @@ def check_init_loss(
     random targets would give on average, ``mean(logsumexp(z) - mean(z))`` over the positions, which is never
     below ``log(classes)`` and equals it for equal logits. It is deterministic for a given model and input, so
     a correct model does not fail on a few unlucky targets (the loss on 4 drawn targets of 2 classes strays far
-    from ``log 2``). A head started at the class priors (its bias ``log(priors)``, the recipe for imbalanced
-    classes) is confident on purpose: it passes when the given targets shuffled over the positions (the same
-    mix of classes) give a loss within the bound. The "sees the targets" verdict fails only when the given
-    targets' loss is below that shuffled average by more than ``rel_tol * log(classes)`` and by more than
-    shuffled targets stray once in a million (Hoeffding's bound on the positions' loss ranges).
+    from ``log 2``). The "sees the targets" verdict uses the targets: it fails only when their loss is below
+    that average by more than ``rel_tol * log(classes)`` and by more than random targets stray once in a
+    million (Hoeffding's bound on the positions' loss ranges).
+
+    A head whose bias starts at the log class priors (the recipe for imbalanced classes) is confident on purpose:
+    pass ``priors=`` (the class frequencies it was set to) and the loss is judged against the entropy of the
+    priors, over targets drawn from them, instead of ``log(classes)`` over uniform ones.
 
     PyTorch's default init of a ``Linear`` head with a fan-in of 1 or 2 is genuinely over-confident (weights and
     bias up to +-1 per input), and fails this check: that is a finding, not a false alarm.
@@ -428,6 +431,7 @@ def check_init_loss(
         call, output: as everywhere in ``rnnshapes.testing``.
         allow_probabilities: do not fail on probability-like outputs.
         ignore_index: the target value of positions to leave out (as in ``F.cross_entropy``).
+        priors: the class frequencies a prior-initialised head starts at (``classes`` values, normalised here).
 
     Returns:
         The loss at init on the given targets.
@@ -449,7 +453,7 @@ def check_init_loss(
             "set class_axis to the axis with one logit per class (default: the last)",
         )
     flat = logits.movedim(class_axis, -1).reshape(-1, classes).to(torch.float64)
-    flat_targets = targets.reshape(-1).to(flat.device)
+    flat_targets = targets.reshape(-1).to(flat.device).long()
     if flat_targets.numel() != flat.shape[0]:
         raise ValueError(
             f"targets {describe(targets)} do not match the output {describe(logits)} without its class axis "
@@ -460,6 +464,21 @@ def check_init_loss(
     rows, row_targets = flat[kept], flat_targets[kept]
     if rows.shape[0] == 0:
         raise ValueError(f"every target is ignore_index={ignore_index}: there is no position to judge")
+    outside = sorted({int(v) for v in row_targets[(row_targets < 0) | (row_targets >= classes)].tolist()})
+    if outside:
+        raise ValueError(
+            f"targets hold {outside[:5]}, outside the classes 0..{classes - 1}: a padding tag must be "
+            f"ignore_index (now {ignore_index}); pass ignore_index=<the padding tag>"
+        )
+    weights = None
+    if priors is not None:
+        weights = torch.as_tensor(priors, dtype=torch.float64).reshape(-1).to(flat.device)
+        if weights.numel() != classes or bool((weights < 0).any()) or not float(weights.sum()) > 0:
+            raise ValueError(f"priors must be {classes} class frequencies >= 0, got {describe(priors)}")
+        weights = weights / weights.sum()
+        expected = float(-(weights[weights > 0] * weights[weights > 0].log()).sum())  # the priors' entropy
+        if not expected > 0:
+            raise ValueError("priors must give more than one class a frequency above 0")
     real = rows[rows.ne(0).any(dim=-1)]  # all-zero rows are padding, never probabilities
     if not allow_probabilities and _probabilities(real):
         train_rows = (
@@ -484,37 +503,39 @@ def check_init_loss(
             "softmax), or use F.nll_loss on log_softmax outputs; pass allow_probabilities=True if intended",
         )
     lse = torch.logsumexp(rows, dim=-1)
-    average = float((lse - rows.mean(dim=-1)).mean())  # the mean loss over uniformly random targets
+    # the mean loss over random targets: uniform ones, or drawn from the priors a prior-initialised head starts at
+    average = float((lse - (rows.mean(dim=-1) if weights is None else rows @ weights)).mean())
+    ref = f"log(classes) = log({classes})" if weights is None else "the entropy of the priors"
+    drawn = "uniformly random targets" if weights is None else "targets drawn from the priors"
     loss = float(nn.functional.cross_entropy(rows, row_targets))
-    # the mean loss of the given targets' mix of classes over the positions: a head whose bias holds the log class
-    # priors (the recipe for imbalanced classes) is confident on purpose, and judged against the targets' own mix
-    in_range = (row_targets >= 0) & (row_targets < classes)
-    # (add-one smoothed: a few targets of one class are no evidence of a prior of 1)
-    mix = torch.bincount(row_targets[in_range], minlength=classes)[:classes].to(rows.dtype) + 1
-    shuffled = float((lse - rows @ (mix / mix.sum())).mean())
     n = rows.shape[0]
     spread = math.sqrt(float(((rows.amax(-1) - rows.amin(-1)) ** 2).sum()) * math.log(1e6) / (2 * n * n))
     stats = (
         f"over {n} positions of {output_name(output)} {describe(logits)}: the logits have std "
         f"{float(rows.std()) if rows.numel() > 1 else 0.0:.3g} and mean {float(rows.mean()):.3g}"
     )
-    if not math.isfinite(average) or min(average, shuffled) > (1 + rel_tol) * expected:
+    if not math.isfinite(average) or average > (1 + rel_tol) * expected:
         raise fail(
-            f"loss at init is {average:.4g}, but about log(classes) = log({classes}) = {expected:.4g} is expected "
+            f"loss at init is {average:.4g}, but about {ref} = {expected:.4g} is expected "
             f"(ratio {average / expected:.3g}, allowed up to {1 + rel_tol:g}).",
-            f"{average:.4g} is the cross-entropy that uniformly random targets give on average (it does not "
-            f"depend on the targets drawn; {loss:.4g} on the given ones, {shuffled:.4g} on them shuffled over the "
-            f"positions), {stats}",
+            f"{average:.4g} is the cross-entropy that {drawn} give on average (it does not "
+            f"depend on the targets drawn; {loss:.4g} on the given ones), {stats}",
             "an over-confident start (ratio > 1): shrink the last layer's init or bias (e.g. zero the bias, "
             "scale its weights by 0.1); a Linear head with a fan-in of 1 or 2 is over-confident under PyTorch's "
-            "default init",
+            "default init"
+            + (
+                "; if the bias is set to the log class priors on purpose (imbalanced classes), pass priors=<the "
+                "class frequencies>"
+                if weights is None
+                else ""
+            ),
         )
-    if not math.isfinite(loss) or loss < shuffled - max(rel_tol * expected, spread):
+    if not math.isfinite(loss) or loss < average - max(rel_tol * expected, spread):
         raise fail(
-            f"loss at init is {loss:.4g} on the given targets, far below the {shuffled:.4g} that the same targets "
-            f"shuffled over the positions give on average (log(classes) = log({classes}) = {expected:.4g}; ratio "
-            f"{loss / expected:.3g}).",
-            f"shuffled targets stray below that average by more than {max(rel_tol * expected, spread):.3g} "
+            f"loss at init is {loss:.4g} on the given targets, far below the {average:.4g} that "
+            f"{'random targets' if weights is None else drawn} "
+            f"give on average ({ref} = {expected:.4g}; ratio {loss / expected:.3g}).",
+            f"random targets stray below that average by more than {max(rel_tol * expected, spread):.3g} "
             f"less than once in a million; {stats}",
             "a loss far below log(classes) on untrained weights means the output can see the targets (a target "
             "passed as an input, or labels leaking through the inputs)",

@@ -398,3 +398,12 @@ def test_a_bidirectional_encoder_state_handed_to_a_unidirectional_decoder_is_tol
             decoder(torch.randn(4, 3, 6), h_n)
         hx = h_n
         assert decoder(torch.randn(4, 3, 6), torch.cat([hx[0::2], hx[1::2]], dim=2))[1].shape == (2, 3, 8)
+
+
+def test_list_items_of_other_lengths_are_told_to_use_an_underscore_name():
+    @shapecheck
+    def pack_all(xs: list[Float[Tensor, "time input"]]) -> torch.nn.utils.rnn.PackedSequence:
+        return torch.nn.utils.rnn.pack_sequence(xs, enforce_sorted=False)
+
+    with pytest.raises(ShapeError, match=r"\[list-items\] .* name that axis with an underscore: _time"):
+        pack_all([torch.randn(5, 3), torch.randn(2, 3)])

@@ -334,3 +334,157 @@ def test_jit_trace_of_a_checked_model_warns_nothing_from_rnnshapes():
     assert [str(w.message) for w in caught if "rnnshapes" in w.filename] == []
     assert traced(torch.randn(2, 4, 5), torch.zeros(1, 2, 7)).shape == (1, 2, 7)
     assert rnnshapes.checks_enabled()
+
+
+class SentenceClassifier(nn.Module):
+    """A time-major word LSTM and a batch-first char LSTM: no one batch_first to read (round 6)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.word = nn.LSTM(5, 8)
+        self.char = nn.LSTM(3, 4, batch_first=True)
+        self.head = nn.Linear(8, 4)
+
+    @shapecheck
+    def forward(self, words: Float[Tensor, "*seq input"]) -> Float[Tensor, "batch classes"]:
+        return self.head(self.word(words)[0][-1])
+
+
+def test_the_return_value_is_tried_in_both_orders_with_the_arguments():
+    assert SentenceClassifier()(torch.randn(7, 3, 5)).shape == (3, 4)  # (time=7, batch=3)
+
+    @shapecheck
+    def last(x: Float[Tensor, "*seq feat"]) -> Float[Tensor, "batch feat"]:
+        return x[-1]  # time-major
+
+    @shapecheck
+    def collate(xs: list[Float[Tensor, "_time input"]]) -> Float[Tensor, "*seq input"]:
+        return torch.nn.utils.rnn.pad_sequence(xs)  # (time, batch, input) by default
+
+    assert last(torch.randn(5, 3, 4)).shape == (3, 4)
+    assert collate([torch.randn(5, 4), torch.randn(2, 4), torch.randn(3, 4)]).shape == (5, 3, 4)
+
+    @shapecheck
+    def wrong(x: Float[Tensor, "*seq feat"]) -> Float[Tensor, "batch feat"]:
+        return x.sum(0).sum(0, keepdim=True)  # (1, feat): a batch of 1 in either order
+
+    with pytest.raises(ShapeError, match=r"(?s)'return value' has the wrong shape.*tried both ways"):
+        wrong(torch.randn(5, 3, 4))
+
+
+def test_an_annotation_for_type_checkers_only_is_left_unchecked(tmp_path):
+    source = """
+        from __future__ import annotations
+        from typing import TYPE_CHECKING
+        import torch
+        from jaxtyping import Float
+        from torch import Tensor, nn
+        from rnnshapes import shapecheck
+
+        if TYPE_CHECKING:
+            from mypackage.config import Config  # exists for type checkers only
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.batch_first = True
+                self.rnn = nn.GRU(5, 7, batch_first=True)
+
+            @shapecheck
+            def forward(self, x: Float[Tensor, "*seq input"], cfg: Config | None = None) -> Float[Tensor, "*seq hidden"]:
+                return self.rnn(x)[0]
+
+        print(tuple(Encoder()(torch.randn(2, 3, 5)).shape))
+        try:
+            Encoder()(torch.randn(2, 3, 4))
+        except Exception as e:
+            print(type(e).__name__)
+    """
+    (tmp_path / "typed.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "typed.py"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == ["(2, 3, 7)", "ShapeError"]
+
+
+def test_jit_trace_keeps_the_users_own_tracer_warnings():
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batch_first = True
+            self.rnn = nn.GRU(5, 7, batch_first=True)
+
+        @shapecheck
+        def forward(self, x: Float[Tensor, "*seq input"]) -> Float[Tensor, "*seq hidden"]:
+            out = self.rnn(x)[0]
+            if out.sum() > 0:  # data-dependent: the trace may not generalise, and torch says so
+                return out
+            return -out
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.jit.trace(Branchy(), (torch.randn(2, 4, 5),))
+    assert any(issubclass(w.category, torch.jit.TracerWarning) and w.filename == __file__ for w in caught)
+    assert not any("rnnshapes" in w.filename for w in caught)
+
+
+def test_hints_without_a_layout_or_a_layer_count_give_advice_that_runs():
+    class Loop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell = nn.GRUCell(5, 6)
+
+        @shapecheck
+        def forward(self, x: Float[Tensor, "*seq input"]) -> Float[Tensor, "batch hidden"]:
+            h = torch.zeros(x.shape[1], 6)
+            for x_t in x:  # time-major
+                h = self.cell(x_t, h)
+            return h
+
+    with pytest.raises(
+        ShapeError, match=r"x\.unsqueeze\(0\) for \(batch, time, \.\.\.\) or x\.unsqueeze\(1\)"
+    ):
+        Loop()(torch.randn(5, 5))  # one unbatched sequence
+
+    class TwoStacks(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batch_first = True
+            self.encoder = nn.GRU(5, 8, num_layers=2, batch_first=True)
+            self.decoder = nn.GRU(5, 8, batch_first=True)
+
+        @shapecheck
+        def decode(self, y: Float[Tensor, "*seq input"], h: Hidden) -> Hidden:
+            return self.decoder(y, h)[1]
+
+    with pytest.raises(ShapeError, match=r"\[cell-hidden\]") as info:
+        TwoStacks().decode(torch.randn(3, 4, 5), torch.zeros(3, 8))
+    assert "torch.zeros(None" not in str(info.value)
+    assert "torch.zeros(layers * (2 if bidirectional else 1), 3, hidden)" in str(info.value)
+
+
+def test_one_packed_argument_gives_total_to_the_others():
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(4, 8)
+
+        @shapecheck
+        def loss(self, packed: Packed[PackedSequence, "input"], targets: Int[Tensor, " total"]) -> Tensor:
+            return self.rnn(packed)[0].data.sum() + targets.sum()
+
+    packed = pack_padded_sequence(torch.randn(5, 2, 4), torch.tensor([5, 3]))  # 8 rows
+    Tagger().loss(packed, torch.zeros(8, dtype=torch.long))
+    with pytest.raises(ShapeError, match=r"(?s)'targets'.*total=8 from packed\.data axis 0"):
+        Tagger().loss(packed, torch.zeros(7, dtype=torch.long))
+
+
+def test_shape_dims_is_not_called_on_a_signature_that_passed_before():
+    model, calls = Finetuned(), []
+    dims = model.shape_dims
+    model.shape_dims = lambda: calls.append(1) or dims()  # type: ignore[method-assign]
+    x = torch.randn(2, 4, 5)
+    for _ in range(20):
+        model(x)
+    assert len(calls) <= 3  # the first read and the first full check, not one per call

@@ -306,6 +306,21 @@ def test_a_projects_own_rnn_device_fixture_wins_and_the_largest_seed_wraps(pytes
     result.stdout.fnmatch_lines(["*test_own_device PASSED*"])
 
 
+def test_a_conftest_rnn_device_that_wraps_the_plugins_keeps_its_devices(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def rnn_device(rnn_device):  # pytest's documented way to extend a fixture
+            return rnn_device
+        """
+    )
+    pytester.makepyfile("def test_on_every_device(rnn_device):\n    assert rnn_device in ('cpu', 'cuda')\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)  # [cpu] ran, [cuda] skipped with the reason (no CUDA here)
+
+
 BUDGETED_TRAINING = """
 import pytest
 import torch

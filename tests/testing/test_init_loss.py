@@ -63,18 +63,30 @@ class PriorHead(nn.Module):
         return self.head(self.rnn(x)[0])
 
 
-def test_a_head_started_at_the_class_priors_passes_on_targets_of_that_mix():
+def test_a_head_started_at_the_class_priors_is_judged_against_them_when_told():
     torch.manual_seed(0)
     priors = torch.tensor([0.9, 0.1])
     x = torch.randn(64, 100, 5)
     targets = torch.multinomial(priors, 64 * 100, replacement=True).view(64, 100)
-    loss = check_init_loss(PriorHead(priors), x, targets, 2)
-    assert loss < math.log(2) * 0.6  # confident on purpose: the base rates
-    balanced = torch.arange(64 * 100).view(64, 100) % 2
-    with pytest.raises(CheckFailed, match=r"loss at init is .*allowed up to 1\.2\)"):
-        check_init_loss(
-            PriorHead(priors), x, balanced, 2
-        )  # the same head on balanced targets: over-confident
+    with pytest.raises(CheckFailed, match=r"pass priors=<the class frequencies>"):
+        check_init_loss(PriorHead(priors), x, targets, 2)  # confident on purpose, which the check cannot know
+    loss = check_init_loss(PriorHead(priors), x, targets, 2, priors=[9, 1])  # the advice, applied
+    assert loss < math.log(2) * 0.6  # the base rates' loss
+    too_sure = PriorHead(torch.tensor([0.999, 0.001]))
+    with pytest.raises(CheckFailed, match=r"about the entropy of the priors = 0\.325"):
+        check_init_loss(too_sure, x, targets, 2, priors=priors)  # more confident than the priors it claims
+    leaky = torch.nn.functional.one_hot(targets, 2).double() + PriorHead(priors)(x).detach()
+    with pytest.raises(CheckFailed, match=r"far below .* that targets drawn from the priors give"):
+        check_init_loss(lambda _: leaky, x, targets, 2, priors=priors)  # a leak is still caught
+    with pytest.raises(ValueError, match=r"priors must be 2 class frequencies"):
+        check_init_loss(PriorHead(priors), x, targets, 2, priors=[1, 1, 1])
+
+
+def test_targets_outside_the_classes_ask_for_ignore_index_and_int32_targets_work():
+    model, x = TwoClassGRU(), features(batch=4)
+    assert check_init_loss(model, x, torch.tensor([0, 1, 0, 1], dtype=torch.int32), 2) > 0
+    with pytest.raises(ValueError, match=r"targets hold \[2\], outside the classes 0\.\.1: .*ignore_index="):
+        check_init_loss(model, x, torch.tensor([0, 1, 2, 1]), 2)
 
 
 def test_a_linear_head_with_fan_in_1_is_over_confident_and_the_hint_says_it_is_real():
@@ -102,7 +114,7 @@ def test_an_output_that_sees_the_targets_fails_on_the_given_targets():
 
     with pytest.raises(
         CheckFailed,
-        match=r"far below the .* that the same targets shuffled over the positions give on average",
+        match=r"far below the .* that random targets give on average",
     ) as info:
         check_init_loss(Peeks(), (features(batch=64), targets), targets, 4)
     assert "the output can see the targets" in str(info.value)

@@ -309,3 +309,19 @@ def test_a_parameter_blocked_only_by_a_zero_initialised_one_is_not_reported():
         )  # untouched
     with pytest.raises(CheckFailed, match=r"(?s)a detached branch.*rnn \(GRU\): weight_ih_l0"):
         check_every_parameter_learns(ReZero(detach=True), x)  # a detached branch stays dead behind the gate
+
+
+def test_a_model_that_cannot_be_copied_is_unblocked_in_place_and_left_as_it_was():
+    model = ZeroHead()
+    model.kept = None
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        out = model.rnn(x)[0]
+        model.kept = (
+            out  # a non-leaf tensor kept on the module (for plotting): copy.deepcopy refuses the model
+        )
+        return model.head(out)
+
+    model.forward = forward  # type: ignore[method-assign]
+    check_every_parameter_learns(model, torch.randn(4, 6, 5))
+    assert not model.head.weight.any() and not model.head.bias.any()  # zero again after the check

@@ -315,3 +315,16 @@ def test_an_output_at_another_rate_is_compared_on_the_valid_steps_output_lengths
         check_padding_invariance(Strided(leaky=True), x, lengths, **halved)
     with pytest.raises(CheckFailed, match=r"packed/padded batch does not match unbatched runs"):
         check_packed_matches_unbatched(Strided(leaky=True), x, lengths, **halved)
+
+
+def test_output_lengths_of_the_wrong_formula_names_the_example_and_the_formula():
+    torch.manual_seed(0)
+    lengths = torch.tensor([60, 45])  # the conv gives example 1 22 output steps; (45 + 1) // 2 says 23
+    x = torch.randn(2, 60, 13)
+    x[1, 45:] = 0
+    with pytest.raises(
+        ValueError, match=r"output_lengths gives example 1 23 valid output steps.*\(lengths - k\) // s \+ 1"
+    ):
+        check_packed_matches_unbatched(
+            Strided(), x, lengths, output_lengths=lambda lengths: (lengths + 1) // 2
+        )

@@ -374,5 +374,41 @@ def test_a_dataclass_output_is_read_field_by_field():
 
     check_shape_contract(build, inputs, {"logits": "batch time classes"}, sizes=sizes)
     check_shape_contract(build, inputs, ("batch time classes", "1 batch hidden"), sizes=sizes)
-    with pytest.raises(CheckFailed, match=r"result\['logits'\] has shape"):
+    with pytest.raises(CheckFailed, match=r"result\.logits has shape"):
         check_shape_contract(build, inputs, {"logits": "batch time hidden"}, sizes=sizes)
+
+
+@dataclasses.dataclass
+class PartlyFilled:
+    logits: torch.Tensor
+    attention: torch.Tensor = dataclasses.field(init=False)  # set only when asked for
+
+
+def test_a_record_field_never_set_is_skipped_and_a_contract_of_the_wrong_form_names_the_fields():
+    from rnnshapes.testing import check_batch_independence
+
+    class Model(nn.Module):
+        def __init__(self, i: int = 6, c: int = 4) -> None:
+            super().__init__()
+            self.rnn, self.head = nn.GRU(i, 8, batch_first=True), nn.Linear(8, c)
+
+        def forward(self, x: torch.Tensor) -> PartlyFilled:
+            return PartlyFilled(self.head(self.rnn(x)[0]))
+
+    check_batch_independence(Model(), torch.randn(3, 5, 6))
+    sizes = ["batch", "time", "input", "classes"]
+
+    def build(s):
+        return Model(s["input"], s["classes"])
+
+    def inputs(s):
+        return torch.randn(s["batch"], s["time"], s["input"])
+
+    with pytest.raises(
+        CheckFailed, match=r"result is PartlyFilled, a record with the fields \['logits'\].*in a dict"
+    ):
+        check_shape_contract(build, inputs, "batch time classes", sizes=sizes)
+    with pytest.raises(
+        CheckFailed, match=r"result \(PartlyFilled\) has no field 'logit' \(its fields: \['logits'\]\)"
+    ):
+        check_shape_contract(build, inputs, {"logit": "batch time classes"}, sizes=sizes)
