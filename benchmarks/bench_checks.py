@@ -3,7 +3,7 @@
 Four versions of the same model step, interleaved round by round so that load on the machine hits all
 four alike:
   unchecked   plain forward
-  shapecheck  rnnshapes.shapecheck (module-bound sizes, *seq, devices), as a loop calls it: each call
+  shapecheck  rnnshapes.shapecheck (module-bound sizes, *seq; shapes only), as a loop calls it: each call
               signature (shapes, dtypes, devices) is checked in full once, then remembered
   shapecheck_full  the same with that memory off: what every call with a new signature pays
   (and unchecked_control, a second unchecked instance: the noise floor of the ratios)
