@@ -280,15 +280,33 @@ def _match(
         if not isinstance(spec, Mapping):
             problems.append(f"{path} is {describe(result)}, but the contract expects {spec!r} there")
             return
-        for key, sub in spec.items():  # keys the contract does not name are not checked
-            if key not in result:
-                problems.append(
-                    f"{path} has no key {key!r} (its keys: {list(result)}), which the contract names"
-                )
-                continue
-            _match(result[key], sub, sizes, f"{path}[{key!r}]", problems, checked)
+        _match_named(result, spec, sizes, path, problems, checked, record=None)
         return
     problems.append(f"{path} is {describe(result)}, which is no tensor; the contract expects {spec!r}")
+
+
+def _match_named(
+    values: Mapping[Any, Any],
+    spec: Mapping[Any, Any],
+    sizes: Mapping[str, int],
+    path: str,
+    problems: list[str],
+    checked: list[str],
+    record: str | None,
+) -> None:
+    """The entries a dict contract names, in a dict result (``result['key']``) or a record (``result.field``)."""
+    for key, sub in spec.items():  # keys the contract does not name are not checked
+        if key not in values:
+            what = (
+                f"{path} has no key {key!r} (its keys:"
+                if record is None
+                else f"{path} ({record}) has no field "
+            )
+            what += "" if record is None else f"{key!r} (its fields:"
+            problems.append(f"{what} {list(values)}), which the contract names")
+            continue
+        where = f"{path}[{key!r}]" if record is None else f"{path}.{key}"
+        _match(values[key], sub, sizes, where, problems, checked)
 
 
 def _match_record(
@@ -303,14 +321,7 @@ def _match_record(
     """A dataclass output against a dict contract (by field name) or a tuple one (in field order)."""
     kind, names = type(record).__name__, [name for name, _ in fields]
     if isinstance(spec, Mapping):
-        values = dict(fields)
-        for key, sub in spec.items():  # fields the contract does not name are not checked
-            if key not in values:
-                problems.append(
-                    f"{path} ({kind}) has no field {key!r} (its fields: {names}), which the contract names"
-                )
-                continue
-            _match(values[key], sub, sizes, f"{path}.{key}", problems, checked)
+        _match_named(dict(fields), spec, sizes, path, problems, checked, record=kind)
     elif isinstance(spec, (tuple, list)) and len(spec) == len(fields):
         for (name, value), sub in zip(fields, spec, strict=True):
             _match(value, sub, sizes, f"{path}.{name}", problems, checked)

@@ -223,6 +223,16 @@ def test_an_lstm_state_may_be_a_list_as_torch_takes_it():
         Tagger()(torch.randn(3, 2, 5), [torch.zeros(1, 2, 7), torch.zeros(1, 4, 7)])
 
 
+def _run_module(folder, source: str) -> list[str]:
+    """Run ``source`` as a module of its own in a fresh interpreter (annotations as a module has them): its lines."""
+    (folder / "module.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "module.py"], cwd=folder, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()
+
+
 def test_a_forward_reference_under_future_annotations_is_read_at_the_first_call(tmp_path):
     source = """
         from __future__ import annotations
@@ -253,12 +263,7 @@ def test_a_forward_reference_under_future_annotations_is_read_at_the_first_call(
         except Exception as e:
             print(type(e).__name__)
     """
-    (tmp_path / "later.py").write_text(textwrap.dedent(source), encoding="utf-8")
-    run = subprocess.run(
-        [sys.executable, "later.py"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["Output", "ShapeError"]
+    assert _run_module(tmp_path, source) == ["Output", "ShapeError"]
 
 
 def test_one_state_per_layer_in_a_tuple_or_list_is_checked_item_by_item():
@@ -400,12 +405,7 @@ def test_an_annotation_for_type_checkers_only_is_left_unchecked(tmp_path):
         except Exception as e:
             print(type(e).__name__)
     """
-    (tmp_path / "typed.py").write_text(textwrap.dedent(source), encoding="utf-8")
-    run = subprocess.run(
-        [sys.executable, "typed.py"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == ["(2, 3, 7)", "ShapeError"]
+    assert _run_module(tmp_path, source) == ["(2, 3, 7)", "ShapeError"]
 
 
 def test_jit_trace_keeps_the_users_own_tracer_warnings():
