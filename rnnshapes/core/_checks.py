@@ -11,7 +11,8 @@ How a call is checked (all of it here, read top to bottom):
    This is plain integer work (the fast path). Only when something differs is a message composed: the
    expected shape with every bound value, the actual shape, the first mismatched axis, where each binding
    came from, and a hint for the usual mistake (see ``_hints``).
-4. Devices and dtypes of the tensors are compared with each other and with the module's weights.
+4. Devices and exact dtypes are not compared (a forward may move or cast what it gets; ``guard`` compares
+   them where a layer receives them); the dtype kind an annotation names (``Float``, ``Int``) is.
 5. The return value is checked with the same bindings.
 6. A call whose signature passed before is not checked again: the shapes, dtypes and devices of its tensor
    arguments, with the module's layout and weights (and the function), key a set of passed signatures kept
@@ -260,7 +261,8 @@ def _check_inner(spec: _Spec, value: Any, arg: str, ctx: Context) -> None:
             raise _Mismatch("packed-batch", None, DimSpec(NAMED, name="batch"), bound)
         if value.data.shape[0] != int(value.batch_sizes.sum()):
             raise _Mismatch("packed-rows", None, None, int(value.batch_sizes.sum()))
-        features = p.features_total if ctx.bind_total else p.features
+        # one packed argument's rows are `total` for the others; a returned packed batch has rows of its own
+        features = p.features_total if ctx.bind_total and not arg.startswith("return value") else p.features
         if features is not None:
             _check(features, value.data, f"{arg}.data", ctx)
     elif cls is SeqOfSpec:
@@ -365,7 +367,7 @@ def shapecheck(fn: F) -> F:
         # what exists only for type checkers (an import under TYPE_CHECKING) is left unchecked
         try:
             hints = typing.get_type_hints(fn, include_extras=True)
-        except NameError:
+        except (NameError, AttributeError):
             if not first_call:
                 raise
             hints = _resolvable_hints(fn)
@@ -376,12 +378,12 @@ def shapecheck(fn: F) -> F:
         checked = [p for p in params if p.spec is not None]
         ret_spec = parse_annotation(hints.get("return", _EMPTY))
         seq = any(_uses_seq(s) for s in [*(p.spec for p in checked), ret_spec] if s is not None)
-        packed = sum(_holds_packed(p.spec) for p in checked)
+        packed = sum(_holds_packed(p.spec) for p in checked)  # a list of packed batches counts as many
         parsed[:] = [checked, ret_spec, seq, packed <= 1]  # one packed argument: its rows are `total`
 
     try:
         parse()
-    except NameError:
+    except (NameError, AttributeError):
         pass
 
     def values(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
@@ -410,6 +412,8 @@ def shapecheck(fn: F) -> F:
         return ctx
 
     def run_checks(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Context:
+        if not parsed:  # (also under torch.compile, where this runs outside the graph)
+            parse(first_call=True)
         module = args[0] if is_method and args and isinstance(args[0], nn.Module) else None
         name = fn.__name__ if module is not None else qualname
         ctx = context(name, module)
@@ -505,11 +509,11 @@ def shapecheck(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _State.enabled:
             return fn(*args, **kwargs)
-        if not parsed:
-            parse(first_call=True)  # a forward reference is resolved by now
         if torch.compiler.is_compiling():
             _run_checks_eagerly(run_checks, args, kwargs)
             return fn(*args, **kwargs)
+        if not parsed:
+            parse(first_call=True)  # a forward reference is resolved by now
         if torch.jit.is_tracing():
             return traced_call(args, kwargs)
         return checked_call(args, kwargs)

@@ -114,7 +114,8 @@ def _dataparallel_hint(arg: str, ctx: Context, m: _Mismatch) -> str:
 def _list_items_hint(arg: str, ctx: Context, m: _Mismatch) -> list[str]:
     """Items of one tuple[X, ...] / list[X] argument disagreeing on a size an earlier item bound."""
     base, _, index = arg.rpartition("[")
-    name = m.dim.name if m.dim is not None and m.dim.kind == NAMED else ""
+    # an axis of *seq cannot be renamed (and its order may be the one guessed): no advice there
+    name = m.dim.name if m.dim is not None and m.dim.kind == NAMED and not m.dim.via_seq else ""
     b = ctx.binding(name) if name else None
     if not base or not index.rstrip("]").isdigit() or b is None or not b.arg.startswith(base + "["):
         return []

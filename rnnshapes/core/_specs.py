@@ -250,7 +250,10 @@ def _resolvable_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     for name, ann in getattr(fn, "__annotations__", {}).items():
         try:
             hints[name] = typing.get_type_hints(_OneHint(ann, fn), include_extras=True)["x"]
-        except NameError:
+        except (
+            NameError,
+            AttributeError,
+        ):  # torch.utils.tensorboard.X with tensorboard imported for mypy only
             continue
     return hints
 
@@ -260,15 +263,22 @@ class _OneHint:
 
     def __init__(self, ann: Any, fn: Callable[..., Any]) -> None:
         self.__annotations__ = {"x": ann}
-        self.__globals__ = getattr(fn, "__globals__", {})
+        self.__globals__ = getattr(
+            inspect.unwrap(fn), "__globals__", {}
+        )  # the user's module, not a wrapper's
 
 
-def _holds_packed(spec: _Spec | None) -> bool:
+def _holds_packed(spec: _Spec | None) -> int:
+    """How many packed batches an argument of this spec can hold (2: more than one)."""
     if isinstance(spec, PackedSpec):
-        return True
+        return 1
     if isinstance(spec, UnionSpec):
-        return any(_holds_packed(o) for o in spec.options)
-    return False
+        return max((_holds_packed(o) for o in spec.options), default=0)
+    if isinstance(spec, TupleSpec):
+        return min(2, sum(_holds_packed(o) for o in spec.items))
+    if isinstance(spec, SeqOfSpec):
+        return 2 * min(1, _holds_packed(spec.item))
+    return 0
 
 
 def _uses_seq(spec: _Spec) -> bool:

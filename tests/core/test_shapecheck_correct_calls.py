@@ -488,3 +488,61 @@ def test_shape_dims_is_not_called_on_a_signature_that_passed_before():
     for _ in range(20):
         model(x)
     assert len(calls) <= 3  # the first read and the first full check, not one per call
+
+
+def test_a_returned_packed_batch_and_packed_batches_in_one_argument_keep_their_own_rows():
+    class NextStep(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(4, 6)
+
+        @shapecheck
+        def forward(self, packed: Packed[PackedSequence, "input"]) -> Packed[PackedSequence, " hidden"]:
+            out, _ = torch.nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0])
+            return pack_padded_sequence(out[1:], torch.tensor([4, 2]))  # steps 1..T-1: fewer rows
+
+    @shapecheck
+    def pair(batches: tuple[Packed[PackedSequence, "input"], Packed[PackedSequence, "input"]]) -> int:
+        return len(batches)
+
+    def packed(lengths: list[int]) -> PackedSequence:
+        return pack_padded_sequence(torch.randn(max(lengths), len(lengths), 4), torch.tensor(lengths))
+
+    assert NextStep()(packed([5, 3])).data.shape == (6, 6)
+    assert pair((packed([5, 3]), packed([3, 2]))) == 2
+
+
+def test_annotations_resolve_in_the_users_module_under_wrappers_compile_and_type_checking_imports(tmp_path):
+    source = """
+        from __future__ import annotations
+        from typing import TYPE_CHECKING
+        import torch
+        from jaxtyping import Float
+        from torch import Tensor, nn
+        from rnnshapes import shapecheck
+
+        if TYPE_CHECKING:
+            import torch.utils.tensorboard  # an attribute, not a name, that is missing at run time
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.batch_first = True
+                self.rnn = nn.GRU(5, 7, batch_first=True)
+
+            @shapecheck
+            @torch.no_grad()  # a wrapper from another module
+            def forward(
+                self, x: Float[Tensor, "*seq input"], log: torch.utils.tensorboard.SummaryWriter | None = None
+            ) -> Float[Tensor, "*seq hidden"]:
+                return self.rnn(x)[0]
+
+        model = Encoder()
+        compiled = torch.compile(model, backend="eager")  # the annotations are first read under compile
+        print(tuple(compiled(torch.randn(2, 3, 5)).shape))
+        try:
+            Encoder()(torch.randn(2, 3, 4))
+        except Exception as e:
+            print(type(e).__name__)
+    """
+    assert _run_module(tmp_path, source) == ["(2, 3, 7)", "ShapeError"]

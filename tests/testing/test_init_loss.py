@@ -72,9 +72,12 @@ def test_a_head_started_at_the_class_priors_is_judged_against_them_when_told():
         check_init_loss(PriorHead(priors), x, targets, 2)  # confident on purpose, which the check cannot know
     loss = check_init_loss(PriorHead(priors), x, targets, 2, priors=[9, 1])  # the advice, applied
     assert loss < math.log(2) * 0.6  # the base rates' loss
-    too_sure = PriorHead(torch.tensor([0.999, 0.001]))
-    with pytest.raises(CheckFailed, match=r"about the entropy of the priors = 0\.325"):
-        check_init_loss(too_sure, x, targets, 2, priors=priors)  # more confident than the priors it claims
+    too_sure = PriorHead(torch.tensor([0.99999, 0.00001]))
+    with pytest.raises(CheckFailed, match=r"that targets drawn from the priors give on average"):
+        check_init_loss(
+            too_sure, x, targets, 2, priors=priors
+        )  # far more confident than the priors it claims
+    assert check_init_loss(TwoClassGRU(), features(batch=4), torch.tensor([0, 0, 0, 1]), 2, priors=priors) > 0
     leaky = torch.nn.functional.one_hot(targets, 2).double() + PriorHead(priors)(x).detach()
     with pytest.raises(CheckFailed, match=r"far below .* that targets drawn from the priors give"):
         check_init_loss(lambda _: leaky, x, targets, 2, priors=priors)  # a leak is still caught
