@@ -126,7 +126,7 @@ class Lesson:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(
                 f"lesson {self.name!r}: device {device!r} asked for, but torch.cuda.is_available() is False "
-                f"(torch {torch.__version__}); use --device cpu"
+                f"(torch {torch.__version__}); train on the CPU (device='cpu'; --device cpu on the command line)"
             )
         seed_everything(seed)
         if self.run_checks is not None:
