@@ -2,9 +2,11 @@
 
   before  one backward pass per output slice (per example, per step), each over the whole batch: the loop the
           checks ran before issue 17, with its verdict read pair by pair
+  whole   causality with every step's VJP on the whole sequence: one VJP per step, batched with
+          torch.func.vmap in chunks (the checks' first batched version; ``_prefix.RERUN`` off)
   after   the checks as they are: batch independence proves the zero pairs with ~log2(batch)+2 group
-          vector-Jacobian products (VJPs) and computes only leaking rows; causality runs one VJP per step,
-          batched with torch.func.vmap in chunks
+          vector-Jacobian products (VJPs) and computes only leaking rows; causality computes each chunk of
+          steps on the model rerun on the steps up to the chunk's last one (proved against the whole sequence)
 
 on the issue's model, a GRU 32->128 tagger with a 10-class head (batch_first), on one torch thread:
 check_batch_independence at time 20 against batch, check_causal at batch 4 against time. Variants are
@@ -26,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnshapes.testing import check_batch_independence, check_causal
+from rnnshapes.testing import _prefix, check_batch_independence, check_causal
 from rnnshapes.testing._gradients import _probe
 from rnnshapes.testing._influence import every_row
 
@@ -82,6 +84,15 @@ def _after(model: nn.Module, x: torch.Tensor, batch: bool) -> torch.Tensor:
     return check_batch_independence(model, x) if batch else check_causal(model, x)
 
 
+def _whole(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """check_causal with every row on the whole sequence (no reruns)."""
+    rerun, _prefix.RERUN = _prefix.RERUN, False
+    try:
+        return check_causal(model, x)
+    finally:
+        _prefix.RERUN = rerun
+
+
 def _time(fn: Callable[..., Any], *args: Any) -> float:
     start = time.perf_counter()
     fn(*args)
@@ -101,9 +112,11 @@ def run(rounds: int = 3, quick: bool = False) -> dict[str, Any]:
     for check, b, t in plans:
         x = torch.randn(b, t, 32, generator=torch.Generator().manual_seed(b * 1000 + t))
         is_batch = check == "batch"
-        after, before_s = [], []
+        after, whole, before_s = [], [], []
         for r in range(rounds):
             after.append(_time(_after, model, x, is_batch))
+            if not is_batch:
+                whole.append(_time(_whole, model, x))
             size = b if is_batch else t
             if size <= BEFORE_UP_TO[check] and (r == 0 or min(before_s) < BEFORE_LIMIT):
                 before_s.append(_time(before, model, x, is_batch))
@@ -111,6 +124,7 @@ def run(rounds: int = 3, quick: bool = False) -> dict[str, Any]:
             "check": "check_batch_independence" if is_batch else "check_causal",
             "batch": b,
             "time": t,
+            "whole_s": round(min(whole), 4) if whole else None,
             "after_s": round(min(after), 4),
             "before_s": round(min(before_s), 4) if before_s else None,
         }
@@ -128,14 +142,17 @@ def run(rounds: int = 3, quick: bool = False) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| check | batch | time | before (s) | after (s) | speed-up |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| check | batch | time | before (s) | whole (s) | after (s) | speed-up | after/whole |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         before_s = f"{r['before_s']:.3f}" if r["before_s"] is not None else "(skipped)"
         speedup = f"{r['speedup']:.1f}x" if r["speedup"] is not None else ""
+        whole = r.get("whole_s")
+        whole_s, ratio = (f"{whole:.3f}", f"{r['after_s'] / whole:.2f}") if whole else ("", "")
         lines.append(
-            f"| `{r['check']}` | {r['batch']} | {r['time']} | {before_s} | {r['after_s']:.3f} | {speedup} |"
+            f"| `{r['check']}` | {r['batch']} | {r['time']} | {before_s} | {whole_s} | {r['after_s']:.3f} | "
+            f"{speedup} | {ratio} |"
         )
     return "\n".join(lines)
 

@@ -136,6 +136,26 @@ def mode(module: Any, training: bool) -> Iterator[None]:
             m.training = flag
 
 
+@contextlib.contextmanager
+def gradient_mode(model: Any) -> Iterator[None]:
+    """How the gradient checks run a model: eval mode (dropout off), with cuDNN off (cuDNN's RNN backward refuses
+    eval mode) and oneDNN off (its CPU LSTM backward has no vmap rule, so the VJPs would run one at a time)."""
+    with mode(model, False), torch.backends.cudnn.flags(enabled=False), _onednn_off(), torch.enable_grad():
+        yield
+
+
+@contextlib.contextmanager
+def _onednn_off() -> Iterator[None]:
+    """oneDNN (mkldnn) off for the forward pass, restored after. Set through ``torch.backends.mkldnn.enabled``:
+    ``torch.backends.mkldnn.flags()`` also resets its TF32 flag, which warns on every CPU build."""
+    before = bool(torch.backends.mkldnn.enabled)
+    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # a ContextProp: assigning sets the flag
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before  # type: ignore[assignment]
+
+
 def refuse_meta(check: str, model: Any, inputs: Any) -> None:
     """Meta tensors have shapes and no values: a check that compares values cannot run on them."""
 

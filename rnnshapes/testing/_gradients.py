@@ -1,7 +1,5 @@
 """Gradient probes: batch independence and causality."""
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +13,7 @@ from ._calls import (
     default_call,
     describe,
     fail,
-    mode,
+    gradient_mode,
     output_name,
     refuse_meta,
     selector,
@@ -34,6 +32,7 @@ from ._influence import (
     saved_bytes_hooks,
     separated_rows,
 )
+from ._prefix import Prefix, causal_rows, prefix_of
 from ._probe import GradProbe
 
 
@@ -50,6 +49,8 @@ class _Probed:
     packed_leaf: bool = False
     others: tuple[tuple[str, Tensor], ...] = ()
     """The result's other tensors (path, tensor) when ``output=`` was not given, for hints."""
+    prefix: Prefix | None = None
+    """How to rerun the model on the input's first steps (``check_causal`` only, where the input allows)."""
 
 
 def _probe(
@@ -67,26 +68,20 @@ def _probe(
     what: str,
     column: int,
     chunk_size: int | None,
+    rerun: bool = False,
 ) -> _Probed:
     """Run the model once with gradients on; set up the VJPs of the influence matrix
     ``influence[i, j] = max |d (weighted output slice i along out_axis) / d (input slice j along in_axis)|``.
 
     ``column`` says what an input slice is for a packed token leaf (whose rows have no axes): 0 the example,
-    1 the step. Runs the model in eval mode (dropout off) with cuDNN off (cuDNN's RNN backward refuses eval
-    mode) and oneDNN off (its CPU LSTM backward has no vmap rule, so the VJPs would run one at a time)."""
+    1 the step. Runs the model as ``gradient_mode`` says. ``rerun``: set up ``prefix`` (``check_causal``)."""
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 (or None for the default), got {chunk_size}")
     args = as_args(inputs)
     probe = GradProbe(model, args, wrt, batch_first=in_batch_first)
     select = selector(output, batch_first=out_batch_first)
     saved, hooks = saved_bytes_hooks()
-    with (
-        mode(model, False),
-        torch.backends.cudnn.flags(enabled=False),
-        _onednn_off(),
-        torch.enable_grad(),
-        hooks,
-    ):
+    with gradient_mode(model), hooks:
         result, leaf = probe.run(call or default_call)
         out = select(result)
     if not isinstance(out, Tensor):
@@ -99,6 +94,7 @@ def _probe(
             "or built from something else than this input; pass wrt=... or output=... to point it at the "
             "right tensors",
         )
+    caller_axis = in_axis
     in_axis = probe.leaf_axis(in_axis)  # the caller's axis, on a leaf the model may have permuted (ids.t())
     n_out = _axis_size(out, out_axis, f"{output_name(output)} ({describe(out)})")
     if probe.rows is not None:
@@ -109,12 +105,24 @@ def _probe(
         n_in = _axis_size(leaf, in_axis, f"{probe.name} ({describe(leaf)})")
         columns = axis_columns(in_axis % leaf.dim(), n_in)
     chunk = auto_chunk(sum(saved.values())) if chunk_size is None else chunk_size
-    engine = VJPRows(out, leaf, weights_like(out, seed), out_axis, columns, chunk)
+    weights = weights_like(out, seed)
+    engine = VJPRows(out, leaf, weights, out_axis, columns, chunk)
+    prefix = None
+    if rerun:
+
+        def again(cut: tuple[Any, ...]) -> tuple[Tensor, Tensor]:  # the same call on the input's first steps
+            fresh = GradProbe(model, cut, wrt, batch_first=in_batch_first)
+            with gradient_mode(model):
+                again_result, again_leaf = fresh.run(call or default_call)
+                return select(again_result), again_leaf
+
+        prefix = prefix_of(model, args, probe.cut_position(), caller_axis, in_axis, n_in, weights, again)
     selected = "r"
     if output is None and not isinstance(result, Tensor):
         selected = "r[0]" if isinstance(result, (tuple, list)) and isinstance(result[0], Tensor) else "r[...]"
     others = () if output is not None else tuple((k, t) for k, t in tensor_leaves(result) if t is not out)
-    return _Probed(out, leaf, probe.name, engine, n_out, n_in, selected, probe.rows is not None, others)
+    packed = probe.rows is not None
+    return _Probed(out, leaf, probe.name, engine, n_out, n_in, selected, packed, others, prefix)
 
 
 def _axis_hint(p: _Probed, name: str, out_axis: int, tensors_only: bool = False) -> str | None:
@@ -157,18 +165,6 @@ def _flattened_hint(p: _Probed, batch_axis: int, time_axis: int, causal: bool) -
         f"(e.g. .view(-1, classes) for the loss). Restore them in the input's order ({order}): "
         f"output=lambda r: {p.selected}.view({first}, {second}, -1), {axes}"
     )
-
-
-@contextlib.contextmanager
-def _onednn_off() -> Iterator[None]:
-    """oneDNN (mkldnn) off for the forward pass, restored after. Set through ``torch.backends.mkldnn.enabled``:
-    ``torch.backends.mkldnn.flags()`` also resets its TF32 flag, which warns on every CPU build."""
-    before = bool(torch.backends.mkldnn.enabled)
-    torch.backends.mkldnn.enabled = False  # type: ignore[assignment]  # a ContextProp: assigning sets the flag
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = before  # type: ignore[assignment]
 
 
 def _axis_size(t: Tensor, axis: int, name: str) -> int:
@@ -458,7 +454,10 @@ def check_causal(
     batched (vector-Jacobian products in chunks), so at a small batch 200 steps cost a few backward passes, not
     200. The rows of one pass are capped by memory (``chunk_size=None``: rows x the bytes the forward saved
     under 256 MiB), so a large batch at many steps runs nearly a pass per step: causality needs no large
-    batch, check it on a few examples.
+    batch, check it on a few examples. Each chunk of steps but the last runs on the model called again on the
+    steps up to the chunk's last one, where one backward pass on the whole sequence proves that no later step
+    reaches the chunk and the rerun's outputs and gradients match the whole sequence's (a model that reads the
+    sequence's length or keeps state between calls runs on the whole sequence; ``how`` says which ran).
 
     The model runs in eval mode with cuDNN and oneDNN off (restored after).
 
@@ -498,6 +497,7 @@ def check_causal(
         what="causality",
         column=1,
         chunk_size=chunk_size,
+        rerun=True,
     )
 
     def different_sizes(reads: str = "") -> CheckFailed:
@@ -522,9 +522,11 @@ def check_causal(
             if p.n_in and p.out.dim() > out_axis >= 0
             else ""
         )
-    matrix = every_row(p.engine, p.n_out)
+    if p.n_out == p.n_in:
+        matrix, note = causal_rows(p.engine, p.n_out, p.prefix)
+    else:
+        matrix, note = every_row(p.engine, p.n_out), ""
     n = min(p.n_out, p.n_in)
-    note = ""
     if p.n_out != p.n_in:
         if n == 0:
             raise different_sizes()

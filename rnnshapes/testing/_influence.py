@@ -135,9 +135,8 @@ class VJPRows:
         size = math.ceil(k / chunks) if k else 0
         for start in range(0, k, max(size, 1)):
             # where a pass shows vmap falling back to a per-product loop (an operation without a batching rule),
-            # _chunk switches to one backward pass per product for the rest
-            found.append(self._chunk(masks[start : start + size]))
-        self.vjps += k
+            # grads switches to one backward pass per product for the rest
+            found.append(self.columns(self.grads(masks[start : start + size])))
         if not found:
             return torch.zeros(0, 0, dtype=torch.float64)
         return torch.cat(found)
@@ -148,7 +147,10 @@ class VJPRows:
         m = masks.to(device=self.out.device, dtype=self.weights.dtype).view(view)
         return m * self.weights.unsqueeze(0)
 
-    def _chunk(self, masks: Tensor) -> Tensor:
+    def grads(self, masks: Tensor) -> Tensor:
+        """The VJPs of ``masks`` (``(k, n_out)``) in one batched backward pass (or one pass each where batching
+        fails): ``(k, *leaf.shape)``, detached."""
+        self.vjps += int(masks.shape[0])
         cot = self._cotangents(masks)
         if self.batched and masks.shape[0] > 1:
             try:
@@ -171,7 +173,7 @@ class VJPRows:
                 for w in caught:
                     if "batching rule" not in str(w.message).lower():
                         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-                return self.columns(grad.detach())
+                return grad.detach()
             except (RuntimeError, NotImplementedError, TypeError, ValueError) as e:
                 self.batched = False
                 self.reason = f"batching failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
@@ -184,12 +186,7 @@ class VJPRows:
     def _one(self, cot: Tensor) -> Tensor:
         (grad,) = torch.autograd.grad(self.out, self.leaf, cot, retain_graph=True, allow_unused=True)
         self.passes += 1
-        if grad is None:
-            return torch.zeros(1, self._n_in(), dtype=torch.float64)
-        return self.columns(grad.detach().unsqueeze(0))
-
-    def _n_in(self) -> int:
-        return int(self.columns(torch.zeros((1, *self.leaf.shape), dtype=self.leaf.dtype)).shape[1])
+        return (torch.zeros_like(self.leaf) if grad is None else grad.detach()).unsqueeze(0)
 
     def how(self, extra: str = "") -> str:
         extra = f"; {extra}" if extra else ""

@@ -411,6 +411,14 @@ class GradProbe:
         self._map_axes(fed)
         return result, leaf
 
+    def cut_position(self) -> int | None:
+        """The input whose time axis the leaf keeps, for a check that reruns the model on its first steps: a
+        plain float input, or the token input whose embedding output is the leaf. None for a packed input, an
+        LSTM state, a module named by ``wrt`` and packed embedding rows."""
+        if self.position is not None:
+            return None if self._repack is not None or self.position in self._states else self.position
+        return None if self._chosen or self.rows is not None else self._read
+
     def leaf_axis(self, axis: int) -> int:
         """The embedding output's axis that holds the caller's input ``axis`` (the same unless permuted)."""
         if not self.axis_of:

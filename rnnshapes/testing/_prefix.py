@@ -1,0 +1,246 @@
+"""``check_causal``'s rows computed on the model rerun on a prefix of the steps (issue 17) (private).
+
+Row t of the causal matrix (output step t) is zero beyond step t for a causal model, so its backward pass over
+the whole sequence spends steps t+1.. carrying zeros: one chunk of rows ``[a, b)`` needs only the model run on
+the first ``b`` steps, which costs ``b / time`` of a pass over the whole sequence (at 200 steps in 4 chunks, 5/8
+of the work). That holds for a causal model that does not read the sequence's length, and neither is assumed:
+
+1. One backward pass over the WHOLE sequence computes, beside the last chunk's rows, one group product per
+   earlier chunk: the weighted sum of its rows. Its gradient at the steps from ``b`` on is exactly zero when
+   (and, with random positive weights, only when) no row of the chunk reads a step from ``b`` on. Where one
+   does, the model leaks: every row runs on the whole sequence, so a failure reports the whole sequence's
+   numbers, as before.
+2. Each chunk's rerun must give the whole run's outputs on its steps, and the sum of its rows' gradients must
+   equal the chunk's group product (to float rounding). A model that reads the sequence's length (a mean over
+   time, positions counted from the end) or keeps state between calls fails that, and its rows (and every
+   later chunk's) run on the whole sequence.
+
+So the matrix is the whole sequence's: the pairs after each chunk's last step are proved zero on it, and the rest
+agree with it to float rounding. The reruns leave the model as the check found it (module attributes a forward
+reassigns, buffers it changes, the random number generators).
+"""
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from ._calls import tensor_leaves
+from ._influence import VJPRows, axis_columns, every_row
+
+PREFIX_TOLERANCE = 1e-4
+"""The most relative difference (to the largest magnitude compared) between a rerun's outputs or gradients and the
+whole sequence's that still counts as float rounding; capped at 100 units of the dtype's rounding error."""
+
+
+RERUN = True
+"""Compute chunks of rows on reruns where the checks allow (tests switch it off to compare with the whole
+sequence's numbers)."""
+
+
+@dataclass
+class Prefix:
+    """How to rerun a causal check's model on its input's first ``b`` steps."""
+
+    rerun: Callable[[int], tuple[Tensor, Tensor]]
+    """``b`` -> ``(output, leaf)`` of the model called on the first ``b`` steps (may raise)."""
+    leaf_axis: int
+    """The leaf's time axis."""
+    weights: Tensor
+    """The whole sequence's output weights (a rerun's are their first ``b`` steps)."""
+    model: Any
+
+
+def _close(got: Tensor, want: Tensor) -> bool:
+    if got.shape != want.shape or got.dtype != want.dtype or got.device != want.device:
+        return False
+    if not want.is_floating_point():
+        return bool(torch.equal(got, want))
+    if want.numel() == 0:
+        return True
+    tol = min(PREFIX_TOLERANCE, 100 * torch.finfo(want.dtype).eps) * float(want.abs().max())
+    return bool(((got - want).abs() <= tol).all())
+
+
+def _bounds(n: int, chunks: int, start: int = 0) -> list[tuple[int, int]]:
+    return [(start + round(i * n / chunks), start + round((i + 1) * n / chunks)) for i in range(chunks)]
+
+
+def plan(n: int, chunk: int) -> tuple[list[tuple[int, int]], bool] | None:
+    """Row chunks ``[a, b)`` of at most ``chunk`` rows, and whether the first chunks' group products fit beside
+    the last chunk's rows in one pass; None when one chunk holds every row (no rerun saves anything)."""
+    k = math.ceil(n / chunk)
+    if k < 2:
+        return None
+    fit = k
+    while fit - 1 < chunk:  # the last chunk gives up one row per group product
+        last = chunk - (fit - 1)
+        if math.ceil((n - last) / chunk) <= fit - 1:
+            return _bounds(n - last, fit - 1) + [(n - last, n)], True
+        fit += 1
+    return _bounds(n, k), False
+
+
+@dataclass
+class _State:
+    attributes: list[tuple[nn.Module, dict[str, Any]]]
+    buffers: list[tuple[Tensor, Tensor]]
+
+
+def _state(model: Any) -> _State:
+    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    attributes = [(m, dict(vars(m))) for m in modules]
+    buffers = [(b, b.detach().clone()) for m in modules for b in m.buffers(recurse=False)]
+    return _State(attributes, buffers)
+
+
+def _kept(model: Any, state: _State) -> bool:
+    """Whether the model still holds ``state``; if not, put it back and say so."""
+    modules = list(model.modules()) if isinstance(model, nn.Module) else []
+    now = {id(m): dict(vars(m)) for m in modules}
+    same = all(
+        id(m) in now
+        and now[id(m)].keys() == saved.keys()
+        and all(now[id(m)][k] is v for k, v in saved.items())
+        for m, saved in state.attributes
+    ) and all(bool(torch.equal(b, copy)) for b, copy in state.buffers)
+    if not same:
+        for m, saved in state.attributes:
+            for k in set(now.get(id(m), {})) - saved.keys():
+                delattr(m, k)
+            for k, v in saved.items():
+                object.__setattr__(m, k, v)
+        with torch.no_grad():
+            for b, copy in state.buffers:
+                b.copy_(copy)
+    return same
+
+
+@contextmanager
+def _rng_kept(device: torch.device) -> Iterator[None]:
+    devices = [device] if device.type != "cpu" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        yield
+
+
+def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor, str]:
+    """The ``n x n`` causal matrix; chunks of rows on reruns of the model where ``prefix`` allows (see the
+    module's docstring). Returns the matrix and a note for ``how``."""
+    chunks = plan(n, engine.chunk_size) if RERUN and prefix is not None and engine.batched else None
+    if prefix is None or chunks is None:
+        return every_row(engine, n), ""
+    bounds, together = chunks
+    eye = torch.eye(n)
+    groups = torch.stack([eye[a:b].sum(0) for a, b in bounds[:-1]])
+    last = eye[bounds[-1][0] :]
+    if together:
+        raw = engine.grads(torch.cat([groups, last]))
+        group, rows = raw[: len(groups)], [engine.columns(raw[len(groups) :])]
+    else:
+        size = engine.chunk_size
+        group = torch.cat([engine.grads(groups[s : s + size]) for s in range(0, len(groups), size)])
+        rows = [engine.rows(last)]
+    engine.vjps -= len(groups)  # the products counted are the matrix's rows; the note names the groups
+    axis = prefix.leaf_axis % engine.leaf.dim()
+    leaks = any(bool(g.narrow(axis, b, n - b).ne(0).any()) for g, (_, b) in zip(group, bounds, strict=False))
+    if leaks or not engine.batched:
+        return torch.cat([engine.rows(eye[: bounds[-1][0]]), *rows]), ""  # the whole sequence's rows, as ever
+    front_rows: list[Tensor] = []
+    reran = 0
+    state = _state(prefix.model)
+    usable = True
+    with _rng_kept(engine.leaf.device):
+        for g, (a, b) in zip(group, bounds, strict=False):
+            found = _rerun_chunk(engine, prefix, g, a, b, n, axis) if usable else None
+            if usable and not _kept(prefix.model, state):
+                found = None  # the model keeps state between calls: its reruns are not the check's model
+            if found is None:
+                usable = False
+                found = engine.rows(eye[a:b])
+            else:
+                reran += 1
+            front_rows.append(found)
+    skipped = len(bounds) - 1 - reran
+    note = (
+        f"{reran} of {len(bounds)} chunks on the model rerun on the steps up to their last row ({len(groups)} "
+        "group products on the whole sequence prove that no later step reaches them)"
+    )
+    if skipped:
+        note += f"; {skipped} on the whole sequence, as a rerun's numbers did not match it"
+    return torch.cat([*front_rows, *rows]), note
+
+
+def _rerun_chunk(
+    engine: VJPRows,
+    prefix: Prefix,
+    group: Tensor,
+    a: int,
+    b: int,
+    n: int,
+    axis: int,
+) -> Tensor | None:
+    """Rows ``[a, b)`` from the model rerun on steps ``[0, b)``, or None where the rerun is not the whole
+    sequence's model (it fails, or its outputs or gradients differ)."""
+    try:
+        out, leaf = prefix.rerun(b)
+    except Exception:  # noqa: BLE001  # a model that cannot run on fewer steps: the whole sequence it is
+        return None
+    out_axis = engine.out_axis
+    if out.dim() != engine.out.dim() or leaf.shape != engine.leaf.narrow(axis, 0, b).shape:
+        return None
+    if not _close(out.detach(), engine.out.detach().narrow(out_axis, 0, b)):
+        return None
+    weights = prefix.weights.narrow(out_axis, 0, b)
+    sub = VJPRows(out, leaf, weights, out_axis, axis_columns(axis, b), engine.chunk_size)
+    raw = sub.grads(torch.eye(b)[a:b])
+    engine.passes += sub.passes
+    engine.vjps += sub.vjps
+    if not sub.batched:
+        engine.batched, engine.reason = False, sub.reason
+    if not _close(raw.sum(0), group.narrow(axis, 0, b)):
+        return None
+    columns = sub.columns(raw)  # (rows, b)
+    return torch.cat([columns, columns.new_zeros(len(columns), n - b)], dim=1)
+
+
+def prefix_of(
+    model: Any,
+    args: tuple[Any, ...],
+    position: int | None,
+    caller_axis: int,
+    leaf_axis: int,
+    n: int,
+    weights: Tensor,
+    again: Callable[[tuple[Any, ...]], tuple[Tensor, Tensor]],
+) -> Prefix | None:
+    """How to rerun the model on the first steps of input ``position`` (cut along ``caller_axis``, which has
+    ``n`` steps), or None where the other inputs may hold steps too (a tensor with an axis of ``n``, a packed
+    sequence): cutting one input alone would not be the same call."""
+    if position is None:
+        return None
+    x = args[position]
+    if not isinstance(x, Tensor) or not -x.dim() <= caller_axis < x.dim() or int(x.shape[caller_axis]) != n:
+        return None
+    for i, other in enumerate(args):
+        if i != position and (_holds_packed(other) or any(n in t.shape for _, t in tensor_leaves(other))):
+            return None
+
+    def rerun(b: int) -> tuple[Tensor, Tensor]:
+        cut = list(args)
+        cut[position] = x.narrow(caller_axis, 0, b)
+        return again(tuple(cut))
+
+    return Prefix(rerun, leaf_axis, weights, model)
+
+
+def _holds_packed(x: Any) -> bool:
+    if isinstance(x, PackedSequence):
+        return True
+    if isinstance(x, Mapping):
+        return any(_holds_packed(v) for v in x.values())
+    return isinstance(x, (tuple, list)) and any(_holds_packed(v) for v in x)

@@ -1,0 +1,298 @@
+"""Issue 17: ``check_causal`` computes chunks of rows on the model rerun on the input's first steps.
+
+The reference is the whole sequence's matrix (``_prefix.RERUN`` off: every row's VJP on the whole sequence, itself
+checked against one backward pass per row in test_influence.py). With reruns on, the check must return that
+matrix (the same zero pairs, values to float rounding) and the same verdict, and leave the model, and the random
+number generators, as the whole-sequence check leaves them; where a rerun is not the same model (it reads the
+sequence's length, keeps state, fails on fewer steps) it must say so and use the whole sequence.
+"""
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rnn_zoo import CellLoopTagger, EmbedTagger, Tagger, TimeFirstTagger, features, tokens
+from torch import Tensor, nn
+
+from rnnshapes.testing import CheckFailed, _prefix, check_causal
+
+RERUN = "chunks on the model rerun"
+
+
+def _whole(monkeypatch, *args, **kwargs):
+    """The check with every row on the whole sequence."""
+    with monkeypatch.context() as m:
+        m.setattr(_prefix, "RERUN", False)
+        return check_causal(*args, **kwargs)
+
+
+def _verdict(*args, **kwargs):
+    try:
+        return "passed", check_causal(*args, **kwargs)
+    except CheckFailed as e:
+        return str(e), None
+
+
+def _same(found, want):
+    assert torch.equal(found == 0, want == 0), found.how
+    torch.testing.assert_close(found.as_subclass(Tensor), want.as_subclass(Tensor), rtol=1e-5, atol=0)
+
+
+class LSTMTagger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(3, 5, num_layers=2, batch_first=True)
+        self.head = nn.Linear(5, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.rnn(x)[0])
+
+
+class CausalConv(nn.Module):
+    """Dilated convolutions padded on the left only (a TCN): causal without a recurrence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(3, 6, 3, dilation=2)
+        self.conv2 = nn.Conv1d(6, 4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.relu(self.conv(nn.functional.pad(x.transpose(1, 2), (4, 0))))  # (batch, channels, time)
+        return self.conv2(nn.functional.pad(h, (1, 0))).transpose(1, 2)  # (batch, time, 4)
+
+
+CORRECT = {
+    "gru": (Tagger, lambda: features(batch=3, time=10), {}),
+    "gru, time first": (
+        TimeFirstTagger,
+        lambda: features(batch=3, time=10).transpose(0, 1),
+        {"time_axis": 0},
+    ),
+    "lstm, 2 layers": (LSTMTagger, lambda: features(batch=3, time=10), {}),
+    "lstm cell in a loop": (CellLoopTagger, lambda: features(batch=3, time=10), {}),
+    "token indices": (EmbedTagger, lambda: tokens(batch=3, time=10), {}),
+    "causal convolutions": (CausalConv, lambda: features(batch=3, time=10), {}),
+}
+
+
+@pytest.mark.parametrize("name", list(CORRECT))
+def test_a_causal_model_gets_the_whole_sequence_matrix_from_reruns(name, monkeypatch):
+    make, inputs, kwargs = CORRECT[name]
+    model, x = make(), inputs()
+    found = check_causal(model, x, chunk_size=3, **kwargs)
+    assert f"3 of 4 {RERUN}" in found.how, found.how
+    passes = "batched: 10 vector-Jacobian products in 5 backward passes"  # 3 groups do not fit beside 1 row
+    assert found.how.startswith(passes), found.how
+    _same(found, _whole(monkeypatch, model, x, chunk_size=3, **kwargs))
+
+
+class LookAhead(nn.Module):
+    """BUG: output step t reads the input of step t + 1 (a target shifted the wrong way); ``scale`` sets how
+    much, down to far below the float rounding of the output's values."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 5, batch_first=True)
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        ahead = torch.cat([x[:, 1:], torch.zeros_like(x[:, :1])], dim=1)
+        return self.rnn(x)[0] + self.scale * ahead.sum(-1, keepdim=True)
+
+
+LEAKING = {
+    "bidirectional gru": lambda: Tagger(bidirectional=True),
+    "look-ahead": LookAhead,
+    "look-ahead by 1e-12 (below the values' rounding)": lambda: LookAhead(1e-12),
+}
+
+
+@pytest.mark.parametrize("name", list(LEAKING))
+def test_a_leak_fails_with_the_whole_sequence_message(name, monkeypatch):
+    model, x = LEAKING[name](), features(batch=3, time=10)
+    verdict, _ = _verdict(model, x, chunk_size=3)
+    assert verdict.startswith("causality failed"), verdict
+    with monkeypatch.context() as m:
+        m.setattr(_prefix, "RERUN", False)
+        assert _verdict(model, x, chunk_size=3)[0] == verdict
+    if "look-ahead" in name:  # every step reads the next one, inside a chunk's steps or across its end
+        assert "9 of 45 pairs (t <- t') are not, the first at output step 0" in verdict
+
+
+class OverLength(nn.Module):
+    """Causal in its gradients, but its values read the sequence's length (a mean divided by all steps)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 5, batch_first=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.rnn(x)[0].cumsum(dim=1) / x.shape[1]
+
+
+class CarriesState(nn.Module):
+    """Keeps its last state between calls (a stateful char-RNN) and counts its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(3, 5, batch_first=True)
+        self.h: Tensor | None = None
+        self.calls = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.calls += 1
+        out, h = self.rnn(x, self.h)
+        self.h = h.detach()
+        return out
+
+
+class ExactlyTenSteps(Tagger):
+    def forward(self, x: Tensor):
+        if x.shape[1] != 10:
+            raise ValueError("this model takes 10 steps")
+        return super().forward(x)
+
+
+@pytest.mark.parametrize(
+    "make", [OverLength, ExactlyTenSteps], ids=["reads the length", "fails on fewer steps"]
+)
+def test_a_rerun_that_is_not_the_same_model_leaves_the_rows_to_the_whole_sequence(make, monkeypatch):
+    model, x = make(), features(batch=3, time=10)
+    found = check_causal(model, x, chunk_size=3)
+    assert f"0 of 4 {RERUN}" in found.how and "3 on the whole sequence" in found.how, found.how
+    _same(found, _whole(monkeypatch, model, x, chunk_size=3))
+
+
+def test_a_model_that_keeps_state_between_calls_is_left_as_one_call_leaves_it(monkeypatch):
+    x = features(batch=3, time=10)
+    model = CarriesState()
+    found = check_causal(model, x, chunk_size=3)
+    assert model.calls == 1 and model.h is not None, model.calls
+    after_one_call = model.h
+    assert f"0 of 4 {RERUN}" in found.how, found.how
+    fresh = CarriesState()
+    fresh.load_state_dict(model.state_dict())
+    _same(found, _whole(monkeypatch, fresh, x, chunk_size=3))
+    torch.testing.assert_close(after_one_call, fresh.h)  # the whole sequence's state, not a rerun's
+
+
+def test_reruns_leave_the_random_number_generator_where_one_call_leaves_it(monkeypatch):
+    class Noisy(Tagger):
+        def forward(self, x):
+            return super().forward(x + 0.01 * torch.randn_like(x))
+
+    x = features(batch=3, time=10)
+    model = Noisy()
+    torch.manual_seed(5)
+    check_causal(model, x, chunk_size=3)
+    drawn = torch.rand(3)
+    torch.manual_seed(5)
+    _whole(monkeypatch, model, x, chunk_size=3)
+    assert torch.equal(drawn, torch.rand(3))
+
+
+def test_no_rerun_where_another_input_has_the_steps_too(monkeypatch):
+    class Masked(Tagger):
+        def forward(self, x, mask):
+            return self.head(self.rnn(x)[0] * mask.unsqueeze(-1))
+
+    x, mask = features(batch=3, time=10), torch.ones(3, 10)
+    found = check_causal(Masked(), (x, mask), chunk_size=3)
+    assert RERUN not in found.how, found.how
+
+
+def test_the_plan_fits_the_group_products_beside_the_last_rows():
+    assert _prefix.plan(200, 64) == ([(0, 46), (46, 93), (93, 139), (139, 200)], True)  # 3 groups + 61 rows
+    assert _prefix.plan(7, 3) == ([(0, 3), (3, 6), (6, 7)], True)
+    assert _prefix.plan(10, 2)[1] is False  # 2 lanes cannot hold 4 groups: their own passes
+    assert _prefix.plan(64, 64) is None  # one chunk holds every row
+
+
+_LONG = os.environ.get("RNNSHAPES_FUZZ_EXAMPLES")
+FUZZ = settings(
+    max_examples=int(_LONG) if _LONG else 20,
+    deadline=None,
+    derandomize=not _LONG,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+class Random(nn.Module):
+    """A small float64 model from the fuzzer's choices: a GRU/LSTM/cell loop, time first or batch first, with at
+    most one planted reason for a rerun to differ (a leak, a length read, a mean over the batch)."""
+
+    def __init__(self, cell: str, batch_first: bool, bug: str) -> None:
+        super().__init__()
+        self.cell, self.bf, self.bug = cell, batch_first, bug
+        if cell == "LSTMCell":
+            self.rnn: nn.Module = nn.LSTMCell(3, 4)
+        else:
+            kind = {"GRU": nn.GRU, "LSTM": nn.LSTM}[cell]
+            self.rnn = kind(3, 4, batch_first=batch_first, bidirectional=bug == "bidirectional")
+        self.head = nn.Linear(8 if bug == "bidirectional" else 4, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        t_axis = 1 if self.bf else 0
+        if self.cell == "LSTMCell":
+            steps, state = [], None
+            for step in x.unbind(t_axis):
+                state = self.rnn(step, state)
+                steps.append(state[0])
+            out = torch.stack(steps, dim=t_axis)
+        else:
+            out = self.rnn(x)[0]
+        if self.bug == "look-ahead":
+            out = out + out.roll(-1, dims=t_axis) * 1e-3
+        elif self.bug == "over length":
+            out = out / x.shape[t_axis]
+        elif self.bug == "batch mean":
+            out = out + out.mean(dim=1 - t_axis, keepdim=True)
+        return self.head(out)
+
+
+@FUZZ
+@given(
+    cell=st.sampled_from(["GRU", "LSTM", "LSTMCell"]),
+    batch_first=st.booleans(),
+    bug=st.sampled_from(["", "look-ahead", "over length", "batch mean", "bidirectional"]),
+    time=st.integers(2, 16),
+    batch=st.integers(1, 3),
+    chunk=st.integers(2, 6),
+    seed=st.integers(0, 2**16),
+)
+def test_fuzz_reruns_agree_with_the_whole_sequence_and_with_torch(
+    cell, batch_first, bug, time, batch, chunk, seed
+):
+    if cell == "LSTMCell" and bug == "bidirectional":
+        bug = ""
+    torch.manual_seed(seed)
+    model = Random(cell, batch_first, bug).double()
+    x = torch.randn(batch, time, 3, dtype=torch.float64)
+    if not batch_first:
+        x = x.transpose(0, 1).contiguous()
+    t_axis = 1 if batch_first else 0
+    verdict, found = _verdict(model, x, time_axis=t_axis, chunk_size=chunk)
+    old = _prefix.RERUN
+    _prefix.RERUN = False
+    try:
+        want_verdict, want = _verdict(model, x, time_axis=t_axis, chunk_size=chunk)
+    finally:
+        _prefix.RERUN = old
+    assert verdict == want_verdict
+    # torch's own truth: a change of the input after step t changes the output at step t
+    with torch.no_grad():
+        model.eval()
+        base = model(x)
+        leaks = False
+        for j in range(1, time):
+            bumped = x.clone()
+            bumped.narrow(t_axis, j, 1).add_(torch.randn_like(bumped.narrow(t_axis, j, 1)))
+            changed = (model(bumped) - base).abs().amax(dim=[d for d in range(3) if d != t_axis])
+            leaks |= bool((changed[:j] > 0).any())
+    assert (verdict != "passed") == leaks, (verdict.splitlines()[0], leaks)
+    if found is not None:
+        _same(found, want)
