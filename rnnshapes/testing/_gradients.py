@@ -108,12 +108,14 @@ def _probe(
     weights = weights_like(out, seed)
     engine = VJPRows(out, leaf, weights, out_axis, columns, chunk)
     prefix = None
-    if rerun:
+    if rerun and call is None:
 
-        def again(cut: tuple[Any, ...]) -> tuple[Tensor, Tensor]:  # the same call on the input's first steps
-            fresh = GradProbe(model, cut, wrt, batch_first=in_batch_first)
-            with gradient_mode(model):
-                again_result, again_leaf = fresh.run(call or default_call)
+        def again(
+            twin: nn.Module, cut: tuple[Any, ...]
+        ) -> tuple[Tensor, Tensor]:  # on the input's first steps
+            fresh = GradProbe(twin, cut, wrt, batch_first=in_batch_first)
+            with gradient_mode(twin):
+                again_result, again_leaf = fresh.run(default_call)
                 return select(again_result), again_leaf
 
         prefix = prefix_of(model, args, probe.cut_position(), caller_axis, in_axis, n_in, weights, again)
@@ -522,11 +524,13 @@ def check_causal(
             if p.n_in and p.out.dim() > out_axis >= 0
             else ""
         )
+    reran = ""  # how the reruns went (for ``how``, not for a failure: its numbers are the whole sequence's)
     if p.n_out == p.n_in:
-        matrix, note = causal_rows(p.engine, p.n_out, p.prefix)
+        matrix, reran = causal_rows(p.engine, p.n_out, p.prefix)
     else:
-        matrix, note = every_row(p.engine, p.n_out), ""
+        matrix = every_row(p.engine, p.n_out)
     n = min(p.n_out, p.n_in)
+    note = ""
     if p.n_out != p.n_in:
         if n == 0:
             raise different_sizes()
@@ -549,7 +553,7 @@ def check_causal(
         matrix = matrix[:, :n].contiguous()
     if p.n_in == 1:
         warn_vacuous(VACUOUS_STEP)
-    influence = finish(matrix, p.engine.how(note))
+    influence = finish(matrix, p.engine.how("; ".join(filter(None, [note, reran]))))
     future_mask = (matrix > atol).triu(1)
     if bool(future_mask.any()):
         future = [(int(t), int(s)) for t, s in torch.nonzero(future_mask).tolist()]

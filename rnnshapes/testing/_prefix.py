@@ -16,11 +16,18 @@ of the work). That holds for a causal model that does not read the sequence's le
    later chunk's) run on the whole sequence.
 
 So the matrix is the whole sequence's: the pairs after each chunk's last step are proved zero on it, and the rest
-agree with it to float rounding. The reruns leave the model as the check found it (module attributes a forward
-reassigns, buffers it changes, the random number generators).
+agree with it to float rounding. The reruns call a copy of the model (its parameters shared, everything else
+copied), so nothing a forward changes in the model (a hidden state kept between calls, a counter, a cached
+mask) is left changed, and torch's, Python's and numpy's random number generators are put back after them.
+Reruns are not tried where their effects could reach beyond the model or the copy would not be the model: a
+model that is not an ``nn.Module`` or is called through ``call=``, one with hooks (which may record what they
+see), a TorchScript or ``torch.compile``'d module, or a model that cannot be copied.
 """
 
+import copy
 import math
+import random
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,8 +54,8 @@ sequence's numbers)."""
 class Prefix:
     """How to rerun a causal check's model on its input's first ``b`` steps."""
 
-    rerun: Callable[[int], tuple[Tensor, Tensor]]
-    """``b`` -> ``(output, leaf)`` of the model called on the first ``b`` steps (may raise)."""
+    rerun: Callable[[nn.Module, int], tuple[Tensor, Tensor]]
+    """``(twin, b)`` -> ``(output, leaf)`` of the model's copy called on the first ``b`` steps (may raise)."""
     leaf_axis: int
     """The leaf's time axis."""
     weights: Tensor
@@ -86,46 +93,51 @@ def plan(n: int, chunk: int) -> tuple[list[tuple[int, int]], bool] | None:
     return _bounds(n, k), False
 
 
-@dataclass
-class _State:
-    attributes: list[tuple[nn.Module, dict[str, Any]]]
-    buffers: list[tuple[Tensor, Tensor]]
-
-
-def _state(model: Any) -> _State:
-    modules = list(model.modules()) if isinstance(model, nn.Module) else []
-    attributes = [(m, dict(vars(m))) for m in modules]
-    buffers = [(b, b.detach().clone()) for m in modules for b in m.buffers(recurse=False)]
-    return _State(attributes, buffers)
-
-
-def _kept(model: Any, state: _State) -> bool:
-    """Whether the model still holds ``state``; if not, put it back and say so."""
-    modules = list(model.modules()) if isinstance(model, nn.Module) else []
-    now = {id(m): dict(vars(m)) for m in modules}
-    same = all(
-        id(m) in now
-        and now[id(m)].keys() == saved.keys()
-        and all(now[id(m)][k] is v for k, v in saved.items())
-        for m, saved in state.attributes
-    ) and all(bool(torch.equal(b, copy)) for b, copy in state.buffers)
-    if not same:
-        for m, saved in state.attributes:
-            for k in set(now.get(id(m), {})) - saved.keys():
-                delattr(m, k)
-            for k, v in saved.items():
-                object.__setattr__(m, k, v)
-        with torch.no_grad():
-            for b, copy in state.buffers:
-                b.copy_(copy)
-    return same
-
-
 @contextmanager
 def _rng_kept(device: torch.device) -> Iterator[None]:
+    """torch's generators (the CPU's and ``device``'s), Python's and numpy's (when loaded) put back after."""
     devices = [device] if device.type != "cpu" else []
-    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
-        yield
+    numpy = sys.modules.get("numpy")
+    python_state = random.getstate()
+    numpy_state = numpy.random.get_state() if numpy is not None else None
+    try:
+        with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+            yield
+    finally:
+        random.setstate(python_state)
+        if numpy is not None:
+            numpy.random.set_state(numpy_state)
+
+
+def _unsafe(model: Any) -> str | None:
+    """Why reruns could reach beyond the model, or a copy would not be the model; None when neither."""
+    if not isinstance(model, nn.Module):
+        return "not an nn.Module"
+    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    if any(getattr(nn.modules.module, f"_global{name}", None) for name in hooks):
+        return "global module hooks"
+    for m in model.modules():
+        if any(not _guards(h) for name in hooks for h in getattr(m, name, {}).values()):
+            return "hooks"
+        if isinstance(m, torch.jit.ScriptModule) or hasattr(m, "_orig_mod"):
+            return "TorchScript or torch.compile"
+        if hasattr(vars(m).get("forward", type(m).forward), "_torchdynamo_orig_callable"):
+            return "a compiled forward"
+    return None
+
+
+def _guards(hook: Any) -> bool:
+    """rnnshapes.guard's own hooks check shapes and record nothing."""
+    return bool(getattr(type(hook), "__module__", "").startswith("rnnshapes.core._guard"))
+
+
+def _twin(model: nn.Module) -> nn.Module | None:
+    """A copy of the model sharing its parameters; None where it cannot be copied."""
+    memo: dict[int, Any] = {id(p): p for p in model.parameters()}
+    try:
+        return copy.deepcopy(model, memo)
+    except Exception:  # noqa: BLE001  # a model holding what cannot be copied: no reruns
+        return None
 
 
 def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor, str]:
@@ -135,16 +147,13 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
     if prefix is None or chunks is None:
         return every_row(engine, n), ""
     bounds, together = chunks
+    if not together:  # the group products would cost passes of their own: not worth the reruns
+        return every_row(engine, n), ""
     eye = torch.eye(n)
     groups = torch.stack([eye[a:b].sum(0) for a, b in bounds[:-1]])
     last = eye[bounds[-1][0] :]
-    if together:
-        raw = engine.grads(torch.cat([groups, last]))
-        group, rows = raw[: len(groups)], [engine.columns(raw[len(groups) :])]
-    else:
-        size = engine.chunk_size
-        group = torch.cat([engine.grads(groups[s : s + size]) for s in range(0, len(groups), size)])
-        rows = [engine.rows(last)]
+    raw = engine.grads(torch.cat([groups, last]))
+    group, rows = raw[: len(groups)], [engine.columns(raw[len(groups) :])]
     engine.vjps -= len(groups)  # the products counted are the matrix's rows; the note names the groups
     axis = prefix.leaf_axis % engine.leaf.dim()
     leaks = any(bool(g.narrow(axis, b, n - b).ne(0).any()) for g, (_, b) in zip(group, bounds, strict=False))
@@ -152,13 +161,11 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
         return torch.cat([engine.rows(eye[: bounds[-1][0]]), *rows]), ""  # the whole sequence's rows, as ever
     front_rows: list[Tensor] = []
     reran = 0
-    state = _state(prefix.model)
-    usable = True
+    twin = _twin(prefix.model)
+    usable = twin is not None
     with _rng_kept(engine.leaf.device):
         for g, (a, b) in zip(group, bounds, strict=False):
-            found = _rerun_chunk(engine, prefix, g, a, b, n, axis) if usable else None
-            if usable and not _kept(prefix.model, state):
-                found = None  # the model keeps state between calls: its reruns are not the check's model
+            found = _rerun_chunk(engine, prefix, twin, g, a, b, n, axis) if usable else None
             if found is None:
                 usable = False
                 found = engine.rows(eye[a:b])
@@ -178,6 +185,7 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
 def _rerun_chunk(
     engine: VJPRows,
     prefix: Prefix,
+    twin: Any,
     group: Tensor,
     a: int,
     b: int,
@@ -187,7 +195,7 @@ def _rerun_chunk(
     """Rows ``[a, b)`` from the model rerun on steps ``[0, b)``, or None where the rerun is not the whole
     sequence's model (it fails, or its outputs or gradients differ)."""
     try:
-        out, leaf = prefix.rerun(b)
+        out, leaf = prefix.rerun(twin, b)
     except Exception:  # noqa: BLE001  # a model that cannot run on fewer steps: the whole sequence it is
         return None
     out_axis = engine.out_axis
@@ -216,12 +224,13 @@ def prefix_of(
     leaf_axis: int,
     n: int,
     weights: Tensor,
-    again: Callable[[tuple[Any, ...]], tuple[Tensor, Tensor]],
+    again: Callable[[nn.Module, tuple[Any, ...]], tuple[Tensor, Tensor]],
 ) -> Prefix | None:
     """How to rerun the model on the first steps of input ``position`` (cut along ``caller_axis``, which has
-    ``n`` steps), or None where the other inputs may hold steps too (a tensor with an axis of ``n``, a packed
-    sequence): cutting one input alone would not be the same call."""
-    if position is None:
+    ``n`` steps), or None where a rerun is not safe (see the module's docstring) or the other inputs may hold
+    steps too (a tensor with an axis of ``n``, a packed sequence): cutting one input alone would not be the
+    same call."""
+    if position is None or _unsafe(model) is not None:
         return None
     x = args[position]
     if not isinstance(x, Tensor) or not -x.dim() <= caller_axis < x.dim() or int(x.shape[caller_axis]) != n:
@@ -230,10 +239,10 @@ def prefix_of(
         if i != position and (_holds_packed(other) or any(n in t.shape for _, t in tensor_leaves(other))):
             return None
 
-    def rerun(b: int) -> tuple[Tensor, Tensor]:
+    def rerun(twin: nn.Module, b: int) -> tuple[Tensor, Tensor]:
         cut = list(args)
         cut[position] = x.narrow(caller_axis, 0, b)
-        return again(tuple(cut))
+        return again(twin, tuple(cut))
 
     return Prefix(rerun, leaf_axis, weights, model)
 
