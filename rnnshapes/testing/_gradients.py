@@ -32,7 +32,7 @@ from ._influence import (
     saved_bytes_hooks,
     separated_rows,
 )
-from ._prefix import Prefix, causal_rows, prefix_of
+from ._prefix import Prefix, causal_rows, prefix_of, tensor_versions, written
 from ._probe import GradProbe
 
 
@@ -81,6 +81,7 @@ def _probe(
     probe = GradProbe(model, args, wrt, batch_first=in_batch_first)
     select = selector(output, batch_first=out_batch_first)
     saved, hooks = saved_bytes_hooks()
+    versions = tensor_versions(model) if rerun else []
     with gradient_mode(model), hooks:
         result, leaf = probe.run(call or default_call)
         out = select(result)
@@ -118,7 +119,10 @@ def _probe(
                 again_result, again_leaf = fresh.run(default_call)
                 return select(again_result), again_leaf
 
-        prefix = prefix_of(model, args, probe.cut_position(), caller_axis, in_axis, n_in, weights, again)
+        wrote = written(versions)
+        prefix = prefix_of(
+            model, args, probe.cut_position(), caller_axis, in_axis, n_in, weights, again, wrote
+        )
     selected = "r"
     if output is None and not isinstance(result, Tensor):
         selected = "r[0]" if isinstance(result, (tuple, list)) and isinstance(result[0], Tensor) else "r[...]"

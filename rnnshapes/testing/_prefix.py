@@ -16,18 +16,22 @@ of the work). That holds for a causal model that does not read the sequence's le
    later chunk's) run on the whole sequence.
 
 So the matrix is the whole sequence's: the pairs after each chunk's last step are proved zero on it, and the rest
-agree with it to float rounding. The reruns call a copy of the model (its parameters shared, everything else
-copied), so nothing a forward changes in the model (a hidden state kept between calls, a counter, a cached
-mask) is left changed, and torch's, Python's and numpy's random number generators are put back after them.
+agree with it to float rounding. The reruns call a copy of the model (its trainable parameters and large
+buffers shared, everything else copied), so nothing a forward changes in the model (a hidden state kept between
+calls, a counter, a cached mask) is left changed; torch's, Python's and numpy's random number generators are put
+back after them and their warnings are not shown. What a forward does outside the model (a print, a log line, a
+module-level counter) sees the extra calls.
 Reruns are not tried where their effects could reach beyond the model or the copy would not be the model: a
 model that is not an ``nn.Module`` or is called through ``call=``, one with hooks (which may record what they
-see), a TorchScript or ``torch.compile``'d module, or a model that cannot be copied.
+see; ``guard``'s are fine), a TorchScript or ``torch.compile``'d module, a model whose call writes into its
+parameters or buffers in place, or one that cannot be copied.
 """
 
 import copy
 import math
 import random
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -131,9 +135,35 @@ def _guards(hook: Any) -> bool:
     return bool(getattr(type(hook), "__module__", "").startswith("rnnshapes.core._guard"))
 
 
+SHARED_BYTES = 2**20
+"""Buffers of at least this many bytes (tables: frozen embeddings, positional encodings) are shared with the
+reruns' copy of the model, not copied; smaller ones (states, counters, cached masks) are copied."""
+
+
+def tensor_versions(model: Any) -> list[tuple[Tensor, int]]:
+    """The version counters of the model's parameters and buffers (what an in-place write bumps)."""
+    if not isinstance(model, nn.Module):
+        return []
+    found = []
+    for t in [*model.parameters(), *model.buffers()]:
+        try:
+            found.append((t, t._version))
+        except RuntimeError:  # inference tensors keep no version counter
+            continue
+    return found
+
+
+def written(versions: list[tuple[Tensor, int]]) -> bool:
+    """Whether a call since ``tensor_versions`` wrote into a parameter or buffer in place."""
+    return any(t._version != v for t, v in versions)
+
+
 def _twin(model: nn.Module) -> nn.Module | None:
-    """A copy of the model sharing its parameters; None where it cannot be copied."""
-    memo: dict[int, Any] = {id(p): p for p in model.parameters()}
+    """A copy of the model sharing its trainable parameters and large buffers (the forward did not write to them
+    in place: ``written``); None where it cannot be copied."""
+    shared: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
+    shared += [b for b in model.buffers() if b.numel() * b.element_size() >= SHARED_BYTES]
+    memo: dict[int, Any] = {id(t): t for t in shared}
     try:
         return copy.deepcopy(model, memo)
     except Exception:  # noqa: BLE001  # a model holding what cannot be copied: no reruns
@@ -195,7 +225,9 @@ def _rerun_chunk(
     """Rows ``[a, b)`` from the model rerun on steps ``[0, b)``, or None where the rerun is not the whole
     sequence's model (it fails, or its outputs or gradients differ)."""
     try:
-        out, leaf = prefix.rerun(twin, b)
+        with warnings.catch_warnings():  # what the model warns about its own calls, not the reruns
+            warnings.simplefilter("ignore")
+            out, leaf = prefix.rerun(twin, b)
     except Exception:  # noqa: BLE001  # a model that cannot run on fewer steps: the whole sequence it is
         return None
     out_axis = engine.out_axis
@@ -225,12 +257,14 @@ def prefix_of(
     n: int,
     weights: Tensor,
     again: Callable[[nn.Module, tuple[Any, ...]], tuple[Tensor, Tensor]],
+    wrote: bool,
 ) -> Prefix | None:
     """How to rerun the model on the first steps of input ``position`` (cut along ``caller_axis``, which has
     ``n`` steps), or None where a rerun is not safe (see the module's docstring) or the other inputs may hold
     steps too (a tensor with an axis of ``n``, a packed sequence): cutting one input alone would not be the
-    same call."""
-    if position is None or _unsafe(model) is not None:
+    same call. ``wrote``: the model's call wrote into its parameters or buffers in place (a cache, a state kept
+    in a parameter), which a copy sharing them would write again: no reruns."""
+    if position is None or wrote or _unsafe(model) is not None:
         return None
     x = args[position]
     if not isinstance(x, Tensor) or not -x.dim() <= caller_axis < x.dim() or int(x.shape[caller_axis]) != n:

@@ -8,6 +8,7 @@ sequence's length, keeps state, fails on fewer steps) it must say so and use the
 """
 
 import os
+import warnings
 
 import pytest
 import torch
@@ -202,6 +203,66 @@ def test_a_model_that_changes_at_every_call_is_left_as_one_call_leaves_it(monkey
     got, expected = _recorded(model), _recorded(fresh)
     torch.testing.assert_close(got[0], expected[0])
     assert got[1:] == expected[1:] == (1, (10, 10), [10], {"calls": 1}, 10)
+
+
+class InPlace(nn.Module):
+    """Writes into its own tensors in place (a stranger's repros): a state kept in a non-trainable Parameter,
+    through ``copy_`` or through ``.data``, or a large pre-allocated cache buffer (a KV cache)."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.rnn = nn.GRU(3, 5, batch_first=True)
+        self.h = nn.Parameter(torch.zeros(1, 3, 5), requires_grad=False)
+        self.register_buffer("cache", torch.zeros(3, 20000, 5))  # 1.2 MB: a copy of the model would share it
+
+    def forward(self, x: Tensor) -> Tensor:
+        out, h = self.rnn(x, self.h if self.how != "cache" else None)
+        with torch.no_grad():
+            if self.how == "copy_":
+                self.h.copy_(h)
+            elif self.how == ".data":
+                self.h.data.copy_(h)
+            else:
+                self.cache[:, : x.shape[1]] = out
+        return out
+
+
+@pytest.mark.parametrize("how", ["copy_", ".data", "cache"])
+def test_a_model_that_writes_into_its_tensors_is_left_as_one_call_leaves_it(how, monkeypatch):
+    x = features(batch=3, time=10)
+    torch.manual_seed(0)
+    model = InPlace(how)
+    found = check_causal(model, x, chunk_size=4)
+    if how == ".data":  # no version bump to see: the copy holds its own state, so the rerun does not match
+        assert f"0 of 3 {RERUN}" in found.how, found.how
+    else:  # the call bumped a version: no reruns at all
+        assert RERUN not in found.how, found.how
+    torch.manual_seed(0)
+    fresh = InPlace(how)
+    _same(found, _whole(monkeypatch, fresh, x, chunk_size=4))
+    for mine, theirs in zip(model.state_dict().values(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(mine, theirs)
+
+
+def test_a_large_table_is_shared_with_the_reruns_and_their_warnings_are_not_shown(monkeypatch):
+    class Tabled(Tagger):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("table", torch.randn(1 << 18, 3))  # 3 MiB: shared with the copy
+
+        def forward(self, x):
+            if x.shape[1] < 10:
+                warnings.warn(f"a short sequence of {x.shape[1]} steps", UserWarning, stacklevel=2)
+            return super().forward(x + self.table[: x.shape[1]])
+
+    model, x = Tabled(), features(batch=3, time=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = check_causal(model, x, chunk_size=4)
+    assert f"2 of 3 {RERUN}" in found.how, found.how
+    assert not [w for w in caught if "short sequence" in str(w.message)]
+    _same(found, _whole(monkeypatch, model, x, chunk_size=4))
 
 
 def test_reruns_leave_torch_python_and_numpy_random_where_one_call_leaves_them(monkeypatch):
