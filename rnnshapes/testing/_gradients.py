@@ -462,8 +462,9 @@ def check_causal(
     under 256 MiB), so a large batch at many steps runs nearly a pass per step: causality needs no large
     batch, check it on a few examples. Each chunk of steps but the last runs on the model called again on the
     steps up to the chunk's last one, where one backward pass on the whole sequence proves that no later step
-    reaches the chunk and the rerun's outputs and gradients match the whole sequence's (a model that reads the
-    sequence's length or keeps state between calls runs on the whole sequence; ``how`` says which ran).
+    reaches the chunk and the rerun's outputs and gradients match the whole sequence's. The reruns call a copy
+    of the model and put the random number generators back; a model that reads the sequence's length, keeps
+    state, has hooks or is compiled runs on the whole sequence (``how`` says which ran).
 
     The model runs in eval mode with cuDNN and oneDNN off (restored after).
 
