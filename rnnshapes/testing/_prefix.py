@@ -203,9 +203,14 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
                 reran += 1
             front_rows.append(found)
     skipped = len(bounds) - 1 - reran
+    groups_said = (
+        "1 group product on the whole sequence proves"
+        if len(groups) == 1
+        else (f"{len(groups)} group products on the whole sequence prove")
+    )
     note = (
-        f"{reran} of {len(bounds)} chunks on the model rerun on the steps up to their last row ({len(groups)} "
-        "group products on the whole sequence prove that no later step reaches them)"
+        f"{reran} of {len(bounds)} chunks on the model rerun on the steps up to their last row ({groups_said} "
+        "that no later step reaches them)"
     )
     if skipped:
         note += f"; {skipped} on the whole sequence, as a rerun's numbers did not match it"
