@@ -216,7 +216,8 @@ def check_every_parameter_learns(
         seed: seed of the random output weights.
 
     Returns:
-        ``{parameter name: max |gradient|}`` for every checked parameter.
+        ``{parameter name: max |gradient|}`` for every checked parameter (for one behind a parameter started at
+        zero, the value of the pass with that parameter made non-zero).
 
     Raises:
         CheckFailed: naming the parameters without gradient, grouped, with the likeliest cause.
@@ -302,8 +303,9 @@ def _every_parameter_learns(
         )
         for n in unseen:
             del status[n]
-    for name in _unblocked(model, args, call, select, loss, train, seed, status):
+    for name, size in _unblocked(model, args, call, select, loss, train, seed, status).items():
         del status[name]  # zero only behind a zero-initialised parameter, which learns at the first step
+        sizes[name] = size
     if status:
         groups = group_parameters(model, status)
         lines = [group.line(status) for group in groups]
@@ -330,7 +332,7 @@ def _unblocked(
     train: bool,
     seed: int,
     status: dict[str, str],
-) -> set[str]:
+) -> dict[str, float]:
     """The parameters with an exactly zero gradient that get one once every all-zero parameter that itself gets a
     gradient is made non-zero: a zero-initialised head or a ReZero gate blocks the gradient of what comes before
     it at initialisation only, since it learns at the first step; such parameters are not dead. The zero
@@ -342,7 +344,7 @@ def _unblocked(
         n for n, p in params.items() if p.requires_grad and n not in status and p.numel() and not p.any()
     ]
     if not zero or not starts_at_zero:
-        return set()
+        return {}
     generator = torch.Generator().manual_seed(seed)
     try:
         with torch.no_grad():
@@ -357,7 +359,11 @@ def _unblocked(
         with torch.no_grad():
             for n in starts_at_zero:
                 params[n].zero_()  # they were all zero
-    return {n for n, g in zip(zero, grads, strict=True) if g is not None and bool(g.detach().ne(0).any())}
+    return {
+        n: float(g.detach().abs().max())
+        for n, g in zip(zero, grads, strict=True)
+        if g is not None and bool(g.detach().ne(0).any())
+    }
 
 
 def _other_outputs(result: Any, output: OutputFn | None) -> str:

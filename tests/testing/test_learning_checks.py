@@ -303,7 +303,7 @@ def test_a_parameter_blocked_only_by_a_zero_initialised_one_is_not_reported():
     x = torch.randn(4, 6, 5, generator=torch.Generator().manual_seed(0))
     for model in (ZeroHead(), ReZero()):
         sizes = check_every_parameter_learns(model, x)
-        assert sizes["rnn.weight_ih_l0"] == 0.0  # zero at init, as reported, but not a fault
+        assert sizes["rnn.weight_ih_l0"] > 0  # zero at init, not a fault: the unblocked pass's value
         assert (
             not model.head.weight.any() if isinstance(model, ZeroHead) else not model.alpha.any()
         )  # untouched
