@@ -109,20 +109,18 @@ def _probe(
     weights = weights_like(out, seed)
     engine = VJPRows(out, leaf, weights, out_axis, columns, chunk)
     prefix = None
-    if rerun and call is None:
+    if rerun:
 
-        def again(
-            twin: nn.Module, cut: tuple[Any, ...]
-        ) -> tuple[Tensor, Tensor]:  # on the input's first steps
+        def again(twin: nn.Module, cut: tuple[Any, ...]) -> tuple[Tensor, Tensor]:  # on the first steps
             fresh = GradProbe(twin, cut, wrt, batch_first=in_batch_first)
             with gradient_mode(twin):
                 again_result, again_leaf = fresh.run(default_call)
                 return select(again_result), again_leaf
 
-        wrote = written(versions)
-        prefix = prefix_of(
-            model, args, probe.cut_position(), caller_axis, in_axis, n_in, weights, again, wrote
-        )
+        wrote = "its call writes into its own parameters or buffers" if written(versions) else ""
+        refused = "call= may reach beyond the model" if call is not None else wrote
+        position = probe.cut_position()
+        prefix = prefix_of(model, args, position, caller_axis, in_axis, n_in, weights, again, refused)
     selected = "r"
     if output is None and not isinstance(result, Tensor):
         selected = "r[0]" if isinstance(result, (tuple, list)) and isinstance(result[0], Tensor) else "r[...]"

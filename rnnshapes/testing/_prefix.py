@@ -15,22 +15,29 @@ of the work). That holds for a causal model that does not read the sequence's le
    time, positions counted from the end) or keeps state between calls fails that, and its rows (and every
    later chunk's) run on the whole sequence.
 
-So the matrix is the whole sequence's: the pairs after each chunk's last step are proved zero on it, and the rest
-agree with it to float rounding. The reruns call a copy of the model (its trainable parameters and large
+So the verdict is the whole sequence's: the pairs after each chunk's last step are proved zero on it, and where a
+rerun shows a leak inside its chunk, every row is computed on the whole sequence again, so a failure reports the
+whole sequence's numbers. A passing matrix agrees with the whole sequence's to float rounding, step by step; only
+a term that reads the sequence's length below float rounding of the outputs can still make its smallest entries
+differ (a running mean divided by the length behind a residual gate of 1e-6, a stranger's example). The reruns call a copy of the model (its trainable parameters and large
 buffers shared, everything else copied), so nothing a forward changes in the model (a hidden state kept between
 calls, a counter, a cached mask) is left changed; torch's, Python's and numpy's random number generators are put
 back after them and their warnings are not shown. What a forward does outside the model (a print, a log line, a
-module-level counter) sees the extra calls.
+module-level counter, a hook it puts on a tensor, as Grad-CAM does) sees the extra calls and backward passes, as
+it sees a number of backward passes that depends on ``chunk_size``.
 Reruns are not tried where their effects could reach beyond the model or the copy would not be the model: a
-model that is not an ``nn.Module`` or is called through ``call=``, one with hooks (which may record what they
-see; ``guard``'s are fine), a TorchScript or ``torch.compile``'d module, a model whose call writes into its
-parameters or buffers in place, or one that cannot be copied.
+model that is not an ``nn.Module`` or is called through ``call=``, one with module hooks (which may record what
+they see; ``guard``'s are fine), a TorchScript or ``torch.compile``'d module, a model whose call writes into its
+parameters or buffers (in place, or by assigning ``.data``), one that cannot be copied, or one whose copy would
+still share something that can change with it (a weakref to its owner, a closure over ``self``).
 """
 
 import copy
+import enum
 import math
 import random
 import sys
+import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -45,8 +52,17 @@ from ._calls import tensor_leaves
 from ._influence import VJPRows, axis_columns, every_row
 
 PREFIX_TOLERANCE = 1e-4
-"""The most relative difference (to the largest magnitude compared) between a rerun's outputs or gradients and the
-whole sequence's that still counts as float rounding; capped at 100 units of the dtype's rounding error."""
+"""The most relative difference (to the largest magnitude of the step compared) between a rerun's outputs or
+gradients and the whole sequence's that still counts as float rounding."""
+
+OUTPUT_ULPS = 16
+"""A rerun's outputs match the whole sequence's within this many units of rounding of each step's largest value
+(CPU reruns of GRUs and LSTMs differ by at most one): a term that reads the sequence's length shows above it
+unless it is below float rounding, and then only the smallest entries of the matrix can tell (see the module's
+docstring)."""
+
+GRADIENT_ULPS = 100
+"""The same for the sum of a rerun's gradients against the group product (summed in another order)."""
 
 
 RERUN = True
@@ -65,16 +81,24 @@ class Prefix:
     weights: Tensor
     """The whole sequence's output weights (a rerun's are their first ``b`` steps)."""
     model: Any
+    refused: str = ""
+    """Why the model is not rerun (for ``how``), or ""."""
 
 
-def _close(got: Tensor, want: Tensor) -> bool:
+def _close(got: Tensor, want: Tensor, axis: int, ulps: int) -> bool:
+    """Equal to float rounding, step by step: each step (index along ``axis``) within ``ulps`` units of rounding
+    (at most ``PREFIX_TOLERANCE``) of its own largest magnitude, so a small term that only some steps have
+    counts."""
     if got.shape != want.shape or got.dtype != want.dtype or got.device != want.device:
         return False
     if not want.is_floating_point():
         return bool(torch.equal(got, want))
     if want.numel() == 0:
         return True
-    tol = min(PREFIX_TOLERANCE, 100 * torch.finfo(want.dtype).eps) * float(want.abs().max())
+    axis = axis % want.dim()
+    others = [d for d in range(want.dim()) if d != axis]
+    scale = want.abs().amax(dim=others, keepdim=True) if others else want.abs()
+    tol = min(PREFIX_TOLERANCE, ulps * torch.finfo(want.dtype).eps) * scale
     return bool(((got - want).abs() <= tol).all())
 
 
@@ -116,13 +140,13 @@ def _rng_kept(device: torch.device) -> Iterator[None]:
 def _unsafe(model: Any) -> str | None:
     """Why reruns could reach beyond the model, or a copy would not be the model; None when neither."""
     if not isinstance(model, nn.Module):
-        return "not an nn.Module"
+        return "the model is not an nn.Module"
     hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
     if any(getattr(nn.modules.module, f"_global{name}", None) for name in hooks):
         return "global module hooks"
     for m in model.modules():
         if any(not _guards(h) for name in hooks for h in getattr(m, name, {}).values()):
-            return "hooks"
+            return "the model has hooks, which may record what they see"
         if isinstance(m, torch.jit.ScriptModule) or hasattr(m, "_orig_mod"):
             return "TorchScript or torch.compile"
         if hasattr(vars(m).get("forward", type(m).forward), "_torchdynamo_orig_callable"):
@@ -136,49 +160,83 @@ def _guards(hook: Any) -> bool:
 
 
 SHARED_BYTES = 2**20
-"""Buffers of at least this many bytes (tables: frozen embeddings, positional encodings) are shared with the
-reruns' copy of the model, not copied; smaller ones (states, counters, cached masks) are copied."""
+"""Parameters and buffers of at least this many bytes (tables: embeddings, frozen or not, positional encodings,
+large weight matrices) are shared with the reruns' copy of the model; smaller ones (states, counters, cached
+masks, statistics, most weights) are copied."""
 
 
-def tensor_versions(model: Any) -> list[tuple[Tensor, int]]:
-    """The version counters of the model's parameters and buffers (what an in-place write bumps)."""
+def tensor_versions(model: Any) -> list[tuple[Tensor, int, int]]:
+    """The version counters and data pointers of the model's parameters and buffers: what an in-place write
+    bumps, and what assigning ``.data`` changes."""
     if not isinstance(model, nn.Module):
         return []
     found = []
     for t in [*model.parameters(), *model.buffers()]:
         try:
-            found.append((t, t._version))
+            found.append((t, t._version, t.data_ptr()))
         except RuntimeError:  # inference tensors keep no version counter
             continue
     return found
 
 
-def written(versions: list[tuple[Tensor, int]]) -> bool:
-    """Whether a call since ``tensor_versions`` wrote into a parameter or buffer in place."""
-    return any(t._version != v for t, v in versions)
+def written(versions: list[tuple[Tensor, int, int]]) -> bool:
+    """Whether a call since ``tensor_versions`` wrote into a parameter or buffer (in place, or assigned its
+    ``.data``). A write through ``.data`` in place bumps nothing: the reruns' copy does not share the tensors
+    such a write is made to (states, statistics: small ones), see ``_twin``."""
+    return any(t._version != v or t.data_ptr() != ptr for t, v, ptr in versions)
 
 
-def _twin(model: nn.Module) -> nn.Module | None:
-    """A copy of the model sharing its trainable parameters and large buffers (the forward did not write to them
-    in place: ``written``); None where it cannot be copied."""
-    shared: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
-    shared += [b for b in model.buffers() if b.numel() * b.element_size() >= SHARED_BYTES]
-    memo: dict[int, Any] = {id(t): t for t in shared}
+def _twin(model: nn.Module) -> tuple[nn.Module | None, str]:
+    """A copy of the model that shares its large parameters and buffers (tables: embeddings, positional
+    encodings; the call wrote to none of them: ``written``) and nothing else that can change; else None and
+    why."""
+    shared = {id(t): t for t in [*model.parameters(), *model.buffers()] if t.nbytes >= SHARED_BYTES}
     try:
-        return copy.deepcopy(model, memo)
-    except Exception:  # noqa: BLE001  # a model holding what cannot be copied: no reruns
-        return None
+        twin = copy.deepcopy(model, dict(shared))
+    except Exception as e:  # noqa: BLE001  # a model holding what cannot be copied: no reruns
+        return None, f"the model could not be copied ({type(e).__name__})"
+    for original, copied in zip(model.modules(), twin.modules(), strict=False):
+        for key, value in vars(original).items():
+            if key.startswith("_") and isinstance(
+                value, dict
+            ):  # nn.Module's own dicts: copied, items checked
+                items = list(value.values())
+                again = list(getattr(copied, key, {}).values())
+            else:
+                items, again = [value], [vars(copied).get(key)]
+            for item, other in zip(items, again, strict=False):
+                if item is other and id(item) not in shared and not _immutable(item):
+                    return None, f"its copy would share {type(item).__name__} {key!r} with it"
+    return twin, ""
+
+
+def _immutable(x: Any) -> bool:
+    """What a copy may share: values that cannot change (a closure or a weakref can reach the model)."""
+    if x is None or isinstance(x, (bool, int, float, complex, str, bytes, type, enum.Enum, types.ModuleType)):
+        return True
+    if isinstance(x, (torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size)):
+        return True
+    if isinstance(x, types.FunctionType):
+        return x.__closure__ is None
+    if isinstance(x, (types.BuiltinFunctionType, types.MethodWrapperType, types.WrapperDescriptorType)):
+        return True
+    if isinstance(x, (tuple, frozenset)):
+        return all(_immutable(v) for v in x)
+    return False
 
 
 def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor, str]:
     """The ``n x n`` causal matrix; chunks of rows on reruns of the model where ``prefix`` allows (see the
     module's docstring). Returns the matrix and a note for ``how``."""
     chunks = plan(n, engine.chunk_size) if RERUN and prefix is not None and engine.batched else None
-    if prefix is None or chunks is None:
+    if (
+        prefix is None or chunks is None or not chunks[1]
+    ):  # not chunks[1]: groups would need passes of their own
         return every_row(engine, n), ""
-    bounds, together = chunks
-    if not together:  # the group products would cost passes of their own: not worth the reruns
-        return every_row(engine, n), ""
+    bounds = chunks[0]
+    twin, refused = (None, prefix.refused) if prefix.refused else _twin(prefix.model)
+    if twin is None:
+        return every_row(engine, n), f"no reruns: {refused}"
     eye = torch.eye(n)
     groups = torch.stack([eye[a:b].sum(0) for a, b in bounds[:-1]])
     last = eye[bounds[-1][0] :]
@@ -191,8 +249,7 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
         return torch.cat([engine.rows(eye[: bounds[-1][0]]), *rows]), ""  # the whole sequence's rows, as ever
     front_rows: list[Tensor] = []
     reran = 0
-    twin = _twin(prefix.model)
-    usable = twin is not None
+    usable = True
     with _rng_kept(engine.leaf.device):
         for g, (a, b) in zip(group, bounds, strict=False):
             found = _rerun_chunk(engine, prefix, twin, g, a, b, n, axis) if usable else None
@@ -202,6 +259,11 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
             else:
                 reran += 1
             front_rows.append(found)
+    matrix = torch.cat([*front_rows, *rows])
+    if reran and bool(
+        matrix.triu(1).ne(0).any()
+    ):  # a leak inside a chunk: a failure's numbers are the whole's
+        return torch.cat([engine.rows(eye[: bounds[-1][0]]), *rows]), ""
     skipped = len(bounds) - 1 - reran
     groups_said = (
         "1 group product on the whole sequence proves"
@@ -214,7 +276,7 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
     )
     if skipped:
         note += f"; {skipped} on the whole sequence, as a rerun's numbers did not match it"
-    return torch.cat([*front_rows, *rows]), note
+    return matrix, note
 
 
 def _rerun_chunk(
@@ -238,7 +300,7 @@ def _rerun_chunk(
     out_axis = engine.out_axis
     if out.dim() != engine.out.dim() or leaf.shape != engine.leaf.narrow(axis, 0, b).shape:
         return None
-    if not _close(out.detach(), engine.out.detach().narrow(out_axis, 0, b)):
+    if not _close(out.detach(), engine.out.detach().narrow(out_axis, 0, b), out_axis, OUTPUT_ULPS):
         return None
     weights = prefix.weights.narrow(out_axis, 0, b)
     sub = VJPRows(out, leaf, weights, out_axis, axis_columns(axis, b), engine.chunk_size)
@@ -247,7 +309,7 @@ def _rerun_chunk(
     engine.vjps += sub.vjps
     if not sub.batched:
         engine.batched, engine.reason = False, sub.reason
-    if not _close(raw.sum(0), group.narrow(axis, 0, b)):
+    if not _close(raw.sum(0), group.narrow(axis, 0, b), axis, GRADIENT_ULPS):
         return None
     columns = sub.columns(raw)  # (rows, b)
     return torch.cat([columns, columns.new_zeros(len(columns), n - b)], dim=1)
@@ -262,28 +324,30 @@ def prefix_of(
     n: int,
     weights: Tensor,
     again: Callable[[nn.Module, tuple[Any, ...]], tuple[Tensor, Tensor]],
-    wrote: bool,
+    refused: str,
 ) -> Prefix | None:
     """How to rerun the model on the first steps of input ``position`` (cut along ``caller_axis``, which has
-    ``n`` steps), or None where a rerun is not safe (see the module's docstring) or the other inputs may hold
-    steps too (a tensor with an axis of ``n``, a packed sequence): cutting one input alone would not be the
-    same call. ``wrote``: the model's call wrote into its parameters or buffers in place (a cache, a state kept
-    in a parameter), which a copy sharing them would write again: no reruns."""
-    if position is None or wrote or _unsafe(model) is not None:
+    ``n`` steps); None where the leaf is not one input's steps (packed rows, a state, a module's output), and a
+    ``refused`` one where a rerun is not safe (see the module's docstring) or another input may hold steps too
+    (a tensor with an axis of ``n``, a packed sequence): cutting one input alone would not be the same call.
+    ``refused``: why not already known (the call wrote into the model's tensors: a cache, a state kept in a
+    parameter; ``call=``), or ""."""
+    if position is None:
         return None
     x = args[position]
     if not isinstance(x, Tensor) or not -x.dim() <= caller_axis < x.dim() or int(x.shape[caller_axis]) != n:
         return None
+    refused = refused or _unsafe(model) or ""
     for i, other in enumerate(args):
         if i != position and (_holds_packed(other) or any(n in t.shape for _, t in tensor_leaves(other))):
-            return None
+            refused = refused or f"input {i} may hold the steps too"
 
     def rerun(twin: nn.Module, b: int) -> tuple[Tensor, Tensor]:
         cut = list(args)
         cut[position] = x.narrow(caller_axis, 0, b)
         return again(twin, tuple(cut))
 
-    return Prefix(rerun, leaf_axis, weights, model)
+    return Prefix(rerun, leaf_axis, weights, model, refused)
 
 
 def _holds_packed(x: Any) -> bool:

@@ -9,6 +9,7 @@ sequence's length, keeps state, fails on fewer steps) it must say so and use the
 
 import os
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -263,6 +264,97 @@ def test_a_large_table_is_shared_with_the_reruns_and_their_warnings_are_not_show
     assert f"2 of 3 {RERUN}" in found.how, found.how
     assert not [w for w in caught if "short sequence" in str(w.message)]
     _same(found, _whole(monkeypatch, model, x, chunk_size=4))
+
+
+class Reports(nn.Module):
+    """A head that reports to its owner through a weakref (a stranger's repro): a copy would report to the
+    original."""
+
+    def __init__(self, owner: nn.Module) -> None:
+        super().__init__()
+        self.lin = nn.Linear(5, 4)
+        self._owner = weakref.ref(owner)
+
+    def forward(self, h: Tensor) -> Tensor:
+        self._owner().steps_seen += h.shape[1]
+        return self.lin(h)
+
+
+class SharedStats:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __deepcopy__(self, memo):
+        return self  # meant to be shared by copies
+
+
+class ReachesOut(nn.Module):
+    """What a copy of the model still shares with it (a stranger's repros): a weakref to its owner, a closure
+    over ``self``, an object whose ``__deepcopy__`` returns itself."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how, self.steps_seen, self.maps, self.stats = how, 0, [], SharedStats()
+        self.rnn = nn.GRU(3, 5, batch_first=True)
+        self.head = Reports(self) if how == "weakref" else nn.Linear(5, 4)
+        self.on_features = lambda h: self.maps.append(tuple(h.shape))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.rnn(x)[0]
+        if self.how == "closure":
+            self.on_features(h)
+        elif self.how == "__deepcopy__":
+            self.stats.calls += 1
+        return self.head(h)
+
+
+@pytest.mark.parametrize("how", ["weakref", "closure", "__deepcopy__"])
+def test_no_rerun_where_a_copy_would_still_share_what_the_forward_changes(how, monkeypatch):
+    x = features(batch=3, time=10)
+    torch.manual_seed(0)
+    model = ReachesOut(how)
+    found = check_causal(model, x, chunk_size=4)
+    assert "no reruns: its copy would share" in found.how, found.how
+    assert (model.steps_seen, model.maps, model.stats.calls) == {
+        "weakref": (10, [], 0),
+        "closure": (0, [(3, 10, 5)], 0),
+        "__deepcopy__": (0, [], 1),
+    }[how]
+    torch.manual_seed(0)
+    _same(found, _whole(monkeypatch, ReachesOut(how), x, chunk_size=4))
+
+
+def test_a_data_assignment_is_a_write_and_a_large_frozen_table_is_shared():
+    class AssignsData(Tagger):
+        def __init__(self):
+            super().__init__()
+            self.h = nn.Parameter(torch.zeros(1, 3, 5))
+
+        def forward(self, x):
+            out, h = self.rnn(x, self.h)
+            self.h.data = h.detach()  # a trainable Parameter as a carried state: no version bump
+            return self.head(out)
+
+    found = check_causal(AssignsData(), features(batch=3, time=10), chunk_size=4)
+    assert "no reruns: its call writes into its own parameters or buffers" in found.how, found.how
+    frozen = Tagger()
+    frozen.table = nn.Embedding.from_pretrained(torch.randn(1 << 16, 4))  # 1 MiB, frozen: shared
+    twin, why = _prefix._twin(frozen)
+    assert twin is not None and twin.table.weight is frozen.table.weight, why
+    assert twin.rnn.weight_hh_l0 is not frozen.rnn.weight_hh_l0  # small: copied
+
+
+def test_a_leak_inside_the_rerun_chunks_is_reported_with_the_whole_sequence_numbers(monkeypatch):
+    model, x = FrameStacked(), features(batch=3, time=16)
+    assert _prefix.plan(16, 6) == ([(0, 6), (6, 12), (12, 16)], True)  # even ends: no group sees the leak
+    reran = []
+    rerun_chunk = _prefix._rerun_chunk
+    monkeypatch.setattr(_prefix, "_rerun_chunk", lambda *a: reran.append(a[5]) or rerun_chunk(*a))
+    verdict, _ = _verdict(model, x, chunk_size=6)
+    assert reran == [6, 12] and verdict.startswith("causality failed"), (reran, verdict)
+    with monkeypatch.context() as m:
+        m.setattr(_prefix, "RERUN", False)
+        assert _verdict(model, x, chunk_size=6)[0] == verdict
 
 
 def test_reruns_leave_torch_python_and_numpy_random_where_one_call_leaves_them(monkeypatch):
