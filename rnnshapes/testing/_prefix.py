@@ -10,21 +10,28 @@ of the work). That holds for a causal model that does not read the sequence's le
    (and, with random positive weights, only when) no row of the chunk reads a step from ``b`` on. Where one
    does, the model leaks: every row runs on the whole sequence, so a failure reports the whole sequence's
    numbers, as before.
-2. Each chunk's rerun must give the whole run's outputs on its steps, and the sum of its rows' gradients must
-   equal the chunk's group product (to float rounding). A model that reads the sequence's length (a mean over
-   time, positions counted from the end) or keeps state between calls fails that, and its rows (and every
-   later chunk's) run on the whole sequence.
+2. Each chunk's rerun must give the whole run's outputs on its steps bit for bit, and the chunk's group product,
+   computed again on the rerun beside its rows, must be the whole sequence's bit for bit. A model that reads the
+   sequence's length (a mean over time, positions counted from the end, a faster path for long inputs) or keeps
+   state between calls fails that, down to a difference of one unit of rounding, and that chunk's rows run on
+   the whole sequence. Equality to float rounding would not do: a term that only the whole length has can leak
+   less than the outputs' rounding (a stranger's example: a softmax masked by renormalizing on long inputs
+   only), and the reruns would hide it.
 
-So the verdict is the whole sequence's: the pairs after each chunk's last step are proved zero on it, and where a
-rerun shows a leak inside its chunk, every row is computed on the whole sequence again, so a failure reports the
-whole sequence's numbers. A passing matrix agrees with the whole sequence's to float rounding, step by step; only
-a term that reads the sequence's length below float rounding of the outputs can still make its smallest entries
-differ (a running mean divided by the length behind a residual gate of 1e-6, a stranger's example). The reruns call a copy of the model (its trainable parameters and large
-buffers shared, everything else copied), so nothing a forward changes in the model (a hidden state kept between
-calls, a counter, a cached mask) is left changed; torch's, Python's and numpy's random number generators are put
-back after them and their warnings are not shown. What a forward does outside the model (a print, a log line, a
-module-level counter, a hook it puts on a tensor, as Grad-CAM does) sees the extra calls and backward passes, as
-it sees a number of backward passes that depends on ``chunk_size``.
+So the verdict is the whole sequence's: the pairs after each chunk's last step are proved zero on it, the reruns
+are shown to compute the whole sequence's function on their steps, and where a rerun shows a leak inside its
+chunk every row is computed on the whole sequence again, so a failure reports the whole sequence's numbers. The
+price of bit-for-bit: torch's CPU kernels round some rows differently on fewer rows (a 5 -> 4 linear layer, the
+input gradients of convolutions, an LSTM at some lengths), and those chunks run on the whole sequence; ``how``
+says how many did. GRUs and RNNs of usual widths reproduce theirs; LSTMs at about two lengths in three.
+
+The reruns call a copy of the model that shares no tensor with it (up to ``COPY_BYTES`` of parameters and
+buffers; a larger model is not rerun), so nothing a forward changes in the model (a hidden state kept between
+calls, a counter, a cached mask, a memory bank written through ``.data``, a buffer written only on short calls)
+is left changed, and each rerun gets a copy of its input's steps; torch's, Python's and numpy's random number
+generators are put back after them and their warnings are not shown. What a forward does outside the model (a
+print, a log line, a module-level counter, a hook it puts on a tensor, as Grad-CAM does) sees the extra calls and
+backward passes, as it sees a number of backward passes that depends on ``chunk_size``.
 Reruns are not tried where their effects could reach beyond the model or the copy would not be the model: a
 model that is not an ``nn.Module`` or is called through ``call=``, one with module hooks (which may record what
 they see; ``guard``'s are fine), a TorchScript or ``torch.compile``'d module, a model whose call writes into its
@@ -51,20 +58,6 @@ from torch.nn.utils.rnn import PackedSequence
 from ._calls import tensor_leaves
 from ._influence import VJPRows, axis_columns, every_row
 
-PREFIX_TOLERANCE = 1e-4
-"""The most relative difference (to the largest magnitude of the step compared) between a rerun's outputs or
-gradients and the whole sequence's that still counts as float rounding."""
-
-OUTPUT_ULPS = 16
-"""A rerun's outputs match the whole sequence's within this many units of rounding of each step's largest value
-(CPU reruns of GRUs and LSTMs differ by at most one): a term that reads the sequence's length shows above it
-unless it is below float rounding, and then only the smallest entries of the matrix can tell (see the module's
-docstring)."""
-
-GRADIENT_ULPS = 100
-"""The same for the sum of a rerun's gradients against the group product (summed in another order)."""
-
-
 RERUN = True
 """Compute chunks of rows on reruns where the checks allow (tests switch it off to compare with the whole
 sequence's numbers)."""
@@ -85,21 +78,15 @@ class Prefix:
     """Why the model is not rerun (for ``how``), or ""."""
 
 
-def _close(got: Tensor, want: Tensor, axis: int, ulps: int) -> bool:
-    """Equal to float rounding, step by step: each step (index along ``axis``) within ``ulps`` units of rounding
-    (at most ``PREFIX_TOLERANCE``) of its own largest magnitude, so a small term that only some steps have
-    counts."""
-    if got.shape != want.shape or got.dtype != want.dtype or got.device != want.device:
-        return False
-    if not want.is_floating_point():
-        return bool(torch.equal(got, want))
-    if want.numel() == 0:
-        return True
-    axis = axis % want.dim()
-    others = [d for d in range(want.dim()) if d != axis]
-    scale = want.abs().amax(dim=others, keepdim=True) if others else want.abs()
-    tol = min(PREFIX_TOLERANCE, ulps * torch.finfo(want.dtype).eps) * scale
-    return bool(((got - want).abs() <= tol).all())
+def _same_bits(got: Any, want: Tensor) -> bool:
+    """The same tensor bit for bit: shape, dtype, device and every value (a NaN matches nothing)."""
+    return (
+        isinstance(got, Tensor)
+        and got.shape == want.shape
+        and got.dtype == want.dtype
+        and got.device == want.device
+        and bool(torch.equal(got, want))
+    )
 
 
 def _bounds(n: int, chunks: int, start: int = 0) -> list[tuple[int, int]]:
@@ -159,10 +146,10 @@ def _guards(hook: Any) -> bool:
     return bool(getattr(type(hook), "__module__", "").startswith("rnnshapes.core._guard"))
 
 
-SHARED_BYTES = 2**20
-"""Parameters and buffers of at least this many bytes (tables: embeddings, frozen or not, positional encodings,
-large weight matrices) are shared with the reruns' copy of the model; smaller ones (states, counters, cached
-masks, statistics, most weights) are copied."""
+COPY_BYTES = 64 * 2**20
+"""The most bytes of parameters and buffers the reruns copy: a larger model is not rerun (its rows run on the
+whole sequence). The copy shares nothing with the model, so nothing a rerun writes (in place, through ``.data``,
+only on short calls) reaches it."""
 
 
 def tensor_versions(model: Any) -> list[tuple[Tensor, int, int]]:
@@ -181,18 +168,27 @@ def tensor_versions(model: Any) -> list[tuple[Tensor, int, int]]:
 
 def written(versions: list[tuple[Tensor, int, int]]) -> bool:
     """Whether a call since ``tensor_versions`` wrote into a parameter or buffer (in place, or assigned its
-    ``.data``). A write through ``.data`` in place bumps nothing: the reruns' copy does not share the tensors
-    such a write is made to (states, statistics: small ones), see ``_twin``."""
+    ``.data``): the reruns' copy would not start from what the call saw. A write through ``.data`` in place bumps
+    nothing; made by a rerun, it reaches only the copy (``_twin``)."""
     return any(t._version != v or t.data_ptr() != ptr for t, v, ptr in versions)
 
 
 def _twin(model: nn.Module) -> tuple[nn.Module | None, str]:
-    """A copy of the model that shares its large parameters and buffers (tables: embeddings, positional
-    encodings; the call wrote to none of them: ``written``) and nothing else that can change; else None and
-    why."""
-    shared = {id(t): t for t in [*model.parameters(), *model.buffers()] if t.nbytes >= SHARED_BYTES}
+    """A copy of the model that shares nothing with it that can change (tensors included: see ``COPY_BYTES``);
+    else None and why."""
+    storages = {
+        t.untyped_storage().data_ptr(): t.nbytes
+        for t in [*model.parameters(), *model.buffers()]
+        if _has_storage(t)
+    }
+    size = sum(storages.values())
+    if size > COPY_BYTES:
+        return None, (
+            f"its parameters and buffers ({size / 2**20:.0f} MiB) are more than the reruns copy "
+            f"({COPY_BYTES // 2**20} MiB)"
+        )
     try:
-        twin = copy.deepcopy(model, dict(shared))
+        twin = copy.deepcopy(model)
     except Exception as e:  # noqa: BLE001  # a model holding what cannot be copied: no reruns
         return None, f"the model could not be copied ({type(e).__name__})"
     for original, copied in zip(model.modules(), twin.modules(), strict=False):
@@ -205,9 +201,17 @@ def _twin(model: nn.Module) -> tuple[nn.Module | None, str]:
             else:
                 items, again = [value], [vars(copied).get(key)]
             for item, other in zip(items, again, strict=False):
-                if item is other and id(item) not in shared and not _immutable(item):
+                if item is other and not _immutable(item):
                     return None, f"its copy would share {type(item).__name__} {key!r} with it"
     return twin, ""
+
+
+def _has_storage(t: Tensor) -> bool:
+    try:
+        t.untyped_storage()
+    except (RuntimeError, NotImplementedError):  # sparse and other layouts without one storage
+        return False
+    return True
 
 
 def _immutable(x: Any) -> bool:
@@ -249,12 +253,10 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
         return torch.cat([engine.rows(eye[: bounds[-1][0]]), *rows]), ""  # the whole sequence's rows, as ever
     front_rows: list[Tensor] = []
     reran = 0
-    usable = True
     with _rng_kept(engine.leaf.device):
         for g, (a, b) in zip(group, bounds, strict=False):
-            found = _rerun_chunk(engine, prefix, twin, g, a, b, n, axis) if usable else None
+            found = _rerun_chunk(engine, prefix, twin, g, a, b, n, axis)
             if found is None:
-                usable = False
                 found = engine.rows(eye[a:b])
             else:
                 reran += 1
@@ -289,29 +291,31 @@ def _rerun_chunk(
     n: int,
     axis: int,
 ) -> Tensor | None:
-    """Rows ``[a, b)`` from the model rerun on steps ``[0, b)``, or None where the rerun is not the whole
-    sequence's model (it fails, or its outputs or gradients differ)."""
+    """Rows ``[a, b)`` from the model rerun on steps ``[0, b)``, or None where the rerun is not shown to be the
+    whole sequence's model: it fails, or its outputs on those steps, or its group product (computed beside the
+    rows), are not the whole sequence's bit for bit."""
     try:
         with warnings.catch_warnings():  # what the model warns about its own calls, not the reruns
             warnings.simplefilter("ignore")
             out, leaf = prefix.rerun(twin, b)
-    except Exception:  # noqa: BLE001  # a model that cannot run on fewer steps: the whole sequence it is
+            out_axis = engine.out_axis
+            if not _same_bits(out, engine.out.detach().narrow(out_axis, 0, b)) or not out.requires_grad:
+                return None
+            if not isinstance(leaf, Tensor) or leaf.shape != engine.leaf.narrow(axis, 0, b).shape:
+                return None
+            weights = prefix.weights.narrow(out_axis, 0, b)
+            sub = VJPRows(out, leaf, weights, out_axis, axis_columns(axis, b), engine.chunk_size)
+            eye = torch.eye(b)
+            raw = sub.grads(torch.cat([eye[a:b], eye[a:b].sum(0, keepdim=True)]))  # the rows, then the group
+    except Exception:  # noqa: BLE001  # a model that cannot run (or differentiate) on fewer steps
         return None
-    out_axis = engine.out_axis
-    if out.dim() != engine.out.dim() or leaf.shape != engine.leaf.narrow(axis, 0, b).shape:
-        return None
-    if not _close(out.detach(), engine.out.detach().narrow(out_axis, 0, b), out_axis, OUTPUT_ULPS):
-        return None
-    weights = prefix.weights.narrow(out_axis, 0, b)
-    sub = VJPRows(out, leaf, weights, out_axis, axis_columns(axis, b), engine.chunk_size)
-    raw = sub.grads(torch.eye(b)[a:b])
     engine.passes += sub.passes
-    engine.vjps += sub.vjps
+    engine.vjps += sub.vjps - 1  # the group is not a row of the matrix
     if not sub.batched:
         engine.batched, engine.reason = False, sub.reason
-    if not _close(raw.sum(0), group.narrow(axis, 0, b), axis, GRADIENT_ULPS):
+    if not _same_bits(raw[-1], group.narrow(axis, 0, b)):
         return None
-    columns = sub.columns(raw)  # (rows, b)
+    columns = sub.columns(raw[:-1])  # (rows, b)
     return torch.cat([columns, columns.new_zeros(len(columns), n - b)], dim=1)
 
 
@@ -344,7 +348,7 @@ def prefix_of(
 
     def rerun(twin: nn.Module, b: int) -> tuple[Tensor, Tensor]:
         cut = list(args)
-        cut[position] = x.narrow(caller_axis, 0, b)
+        cut[position] = x.narrow(caller_axis, 0, b).clone()  # a model may write into its input
         return again(twin, tuple(cut))
 
     return Prefix(rerun, leaf_axis, weights, model, refused)
