@@ -95,6 +95,13 @@ def _probe(
             "or built from something else than this input; pass wrt=... or output=... to point it at the "
             "right tensors",
         )
+    if out.numel() == 0 or leaf.numel() == 0:
+        empty = (
+            f"{output_name(output)} ({describe(out)})"
+            if out.numel() == 0
+            else f"{probe.name} ({describe(leaf)})"
+        )
+        raise ValueError(f"{what}: {empty} is empty: nothing to check; pass at least one example of one step")
     caller_axis = in_axis
     in_axis = probe.leaf_axis(in_axis)  # the caller's axis, on a leaf the model may have permuted (ids.t())
     n_out = _axis_size(out, out_axis, f"{output_name(output)} ({describe(out)})")

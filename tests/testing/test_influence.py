@@ -204,6 +204,13 @@ def test_chunk_size_bounds_each_backward_pass():
         check_causal(Tagger(), x, chunk_size=0)
 
 
+@pytest.mark.parametrize("check", [check_causal, check_batch_independence])
+def test_an_empty_batch_is_a_clear_error(check):
+    # it was an IndexError from amax (causality) and a "saw nothing" failure (batch independence)
+    with pytest.raises(ValueError, match=r"shape \(0, 5, 4\)\)\) is empty: nothing to check; pass at least one"):
+        check(Tagger(), features(batch=0, time=5))
+
+
 def test_a_missing_batching_rule_seen_in_a_batched_pass_turns_the_rest_into_one_pass_each(monkeypatch):
     # vmap's per-product fallback costs many times a backward pass each (a packed LSTM tagger: 14 s against 2.5 s);
     # with packing unlisted, the first pass (chunks of 4) shows the fallback and the rest run one pass each
