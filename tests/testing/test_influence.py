@@ -207,7 +207,9 @@ def test_chunk_size_bounds_each_backward_pass():
 @pytest.mark.parametrize("check", [check_causal, check_batch_independence])
 def test_an_empty_batch_is_a_clear_error(check):
     # it was an IndexError from amax (causality) and a "saw nothing" failure (batch independence)
-    with pytest.raises(ValueError, match=r"shape \(0, 5, 4\)\)\) is empty: nothing to check; pass at least one"):
+    with pytest.raises(
+        ValueError, match=r"shape \(0, 5, 4\)\)\) is empty: nothing to check; pass at least one"
+    ):
         check(Tagger(), features(batch=0, time=5))
 
 
