@@ -152,6 +152,9 @@ def test_a_causal_model_gets_the_whole_sequence_matrix_from_reruns(name, monkeyp
     passes = "batched: 10 vector-Jacobian products in 3 backward passes"  # 2 groups beside the last 2 rows
     assert found.how.startswith(passes), found.how
     _same(found, _whole(monkeypatch, model, x, chunk_size=4, **kwargs))
+    looped = check_causal(model, x, chunk_size=1, **kwargs)  # one backward pass per row, as before issue 17
+    assert looped.how.startswith("looped"), looped.how
+    _same(found, looped)
 
 
 class LookAhead(nn.Module):

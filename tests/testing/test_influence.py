@@ -112,7 +112,7 @@ def test_batched_and_looped_paths_agree(name, check, vmap_everything, monkeypatc
     batch = check is check_batch_independence
     reference = _looped(model, inputs, batch=batch, **kwargs)
     verdicts = {}
-    for chunk in (None, 1, 2, 3):  # 3: causality reruns the first chunk on its steps (test_causal_prefix.py)
+    for chunk in (None, 1, 2, 3):  # 3: causality tries the first chunk on a rerun (test_causal_prefix.py)
         verdict, found = _verdict(check, model, inputs, chunk_size=chunk, **kwargs)
         verdicts[chunk] = verdict
         if found is None:
