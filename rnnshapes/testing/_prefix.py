@@ -173,7 +173,8 @@ def _unsafe(model: Any) -> str | None:
             return "TorchScript or torch.compile"
         if hasattr(vars(m).get("forward", type(m).forward), "_torchdynamo_orig_callable"):
             return "a compiled forward"
-        if (shared := _class_state(type(m))) is not None:
+    for cls in dict.fromkeys(type(m) for m in model.modules()):  # each class once, in order
+        if (shared := _class_state(cls)) is not None:
             return shared
     return None
 
