@@ -6,6 +6,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import _prefix
 from ._calls import (
     CallFn,
     OutputFn,
@@ -32,8 +33,9 @@ from ._influence import (
     saved_bytes_hooks,
     separated_rows,
 )
-from ._prefix import Prefix, causal_rows, prefix_of, tensor_versions, written
+from ._prefix import Prefix, causal_rows, prefix_of
 from ._probe import GradProbe
+from ._twin import tensor_versions, written
 
 
 @dataclass
@@ -81,7 +83,7 @@ def _probe(
     probe = GradProbe(model, args, wrt, batch_first=in_batch_first)
     select = selector(output, batch_first=out_batch_first)
     saved, hooks = saved_bytes_hooks()
-    versions = tensor_versions(model) if rerun else []
+    versions = tensor_versions(model) if rerun and _prefix.RERUN else []  # RERUN off: as before reruns
     with gradient_mode(model), hooks:
         result, leaf = probe.run(call or default_call)
         out = select(result)

@@ -8,6 +8,7 @@ sequence's length, keeps state, fails on fewer steps) it must say so and use the
 """
 
 import os
+import types
 import warnings
 import weakref
 from typing import Any
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from rnn_zoo import H_IN, VOCAB, features, tokens
 from torch import Tensor, nn
 
-from rnnshapes.testing import CheckFailed, _prefix, check_causal
+from rnnshapes.testing import CheckFailed, _prefix, _twin, check_causal
 
 RERUN = "chunks on the model rerun"
 
@@ -406,12 +407,12 @@ def test_a_data_assignment_is_a_write_and_the_copy_shares_no_tensor(monkeypatch)
     assert "no reruns: its call writes into its own parameters or buffers" in found.how, found.how
     tabled = Tagger()
     tabled.table = nn.Embedding.from_pretrained(torch.randn(1 << 16, 4))  # 1 MiB, frozen
-    twin, why = _prefix._twin(tabled)
+    twin, why = _twin.twin(tabled)
     assert twin is not None, why
     copied = dict(twin.named_parameters())
     for name, p in tabled.named_parameters():
         assert copied[name] is not p and torch.equal(copied[name], p), name
-    monkeypatch.setattr(_prefix, "COPY_BYTES", 2**20)
+    monkeypatch.setattr(_twin, "COPY_BYTES", 2**20)
     found = check_causal(tabled, features(batch=3, time=10), chunk_size=4)
     assert "no reruns: its tensors (1 MiB) are more than the reruns copy (1 MiB)" in found.how, found.how
 
@@ -717,21 +718,32 @@ class Noise(Tagger):
         return super().forward(x + 0.1 * torch.randn(x.shape, generator=NOISE))
 
 
+noise = types.ModuleType("noise")  # stands for a project's noise.py, imported here (a stranger's repro)
+noise.GEN = torch.Generator().manual_seed(0)
+noise.jitter = lambda x: x + 0.1 * torch.randn(x.shape, generator=noise.GEN)
+
+
+class HelperNoise(Tagger):
+    def forward(self, x: Tensor) -> Any:
+        return super().forward(noise.jitter(x))
+
+
 def test_no_rerun_where_state_lives_on_the_class_and_module_generators_are_put_back(monkeypatch):
     x = features(batch=3, time=10)
     found = check_causal(ClassCache(), x, chunk_size=4)
     assert "no reruns: ClassCache.carried is a mutable class attribute, which every copy shares" in found.how
     found = check_causal(DefaultCache(), x, chunk_size=4)
     assert "no reruns: DefaultCache.forward has a mutable default argument" in found.how, found.how
-    draws, hows = [], []
-    for rerun in (True, False):
-        NOISE.manual_seed(0)
-        with monkeypatch.context() as m:
-            m.setattr(_prefix, "RERUN", rerun)
-            hows.append(check_causal(Noise(), x, chunk_size=4).how)
-        draws.append(torch.rand(3, generator=NOISE))
-    assert f"0 of 3 {RERUN}" in hows[0], hows[0]  # tried: the noise differs, so none matched
-    assert torch.equal(draws[0], draws[1])
+    for model, generator in ((Noise, NOISE), (HelperNoise, noise.GEN)):
+        draws, hows = [], []
+        for rerun in (True, False):
+            generator.manual_seed(0)
+            with monkeypatch.context() as m:
+                m.setattr(_prefix, "RERUN", rerun)
+                hows.append(check_causal(model(), x, chunk_size=4).how)
+            draws.append(torch.rand(3, generator=generator))
+        assert f"0 of 3 {RERUN}" in hows[0], hows[0]  # tried: the noise differs, so none matched
+        assert torch.equal(draws[0], draws[1]), model.__name__
 
 
 def test_no_rerun_where_the_copy_would_cost_more_than_the_reruns_save(monkeypatch):
@@ -748,9 +760,102 @@ def test_no_rerun_where_the_copy_would_cost_more_than_the_reruns_save(monkeypatc
     x = features(batch=3, time=10)
     found = check_causal(Vocabulary(), x, chunk_size=4)
     assert "no reruns: its attributes hold more than 10,000 objects (a vocabulary?)" in found.how, found.how
-    monkeypatch.setattr(_prefix, "COPY_BYTES", 8 * 2**20)
+    monkeypatch.setattr(_twin, "COPY_BYTES", 8 * 2**20)
     found = check_causal(Vectors(), x, chunk_size=4)
     assert "no reruns: its tensors (16 MiB) are more than the reruns copy (8 MiB)" in found.how, found.how
+
+
+class Rotary:
+    """A helper (not a module) that memoizes its tables on its class (a stranger's repro)."""
+
+    tables: dict[int, Tensor] = {}  # noqa: RUF012  # the pattern under test
+
+    def table(self, n: int) -> Tensor:
+        return self.tables.setdefault(n, torch.ones(n, 1))
+
+
+def scale_of(n: int, _seen: dict = {}) -> Tensor:  # noqa: B006  # the pattern under test
+    return _seen.setdefault(n, torch.ones(n, 1))
+
+
+class Helped(Tagger):
+    """State the copy would still reach through what the model holds (strangers' repros)."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, ...]] = []
+        if how == "helper class":
+            self.rotary = Rotary()
+            self.helper = lambda y: y * self.rotary.table(y.shape[1])
+        elif how == "default argument":
+            self.scale = scale_of  # a function kept on the model, with a mutable default
+            self.helper = None
+        else:
+            self.taps = {
+                "hidden": lambda y: self.seen.append(tuple(y.shape))
+            }  # a closure over self, in a dict
+            self.helper = lambda y: self.taps["hidden"](y) or y
+
+    def forward(self, x: Tensor) -> Any:
+        y = super().forward(x)[0]
+        return y * self.scale(y.shape[1]) if self.helper is None else self.helper(y)
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("helper class", "Rotary.tables is a mutable class attribute"),
+        ("default argument", "its copy would share dict {10: tensor"),
+        ("closure in a dict", "its copy would share Helped Helped with it"),
+    ],
+)
+def test_no_rerun_where_the_copy_would_reach_state_through_what_the_model_holds(how, reason):
+    found = check_causal(Helped(how), features(batch=3, time=10), chunk_size=4)
+    assert f"no reruns: {reason}" in found.how, found.how
+
+
+def test_a_getstate_that_edits_the_model_is_undone_and_refused():
+    import threading
+
+    class Locked(Tagger):
+        def __init__(self) -> None:
+            super().__init__()
+            self._lock = threading.Lock()
+
+        def __getstate__(self) -> dict:
+            state = self.__dict__  # the slip (a stranger's repro): should be .copy()
+            state.pop("_lock", None)
+            return state
+
+    model = Locked()
+    found = check_causal(model, features(batch=3, time=10), chunk_size=4)
+    assert "no reruns: copying it changed it (Locked.__getstate__)" in found.how, found.how
+    assert isinstance(model._lock, type(threading.Lock()))
+
+
+def test_a_lazy_module_and_a_wrapper_subclass_buffer_are_checked_as_without_reruns(monkeypatch):
+    from torch.testing._internal.two_tensor import TwoTensor
+
+    class Lazy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(H_IN, WIDTH, batch_first=True)
+            self.head = nn.LazyLinear(CLASSES)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.head(self.rnn(x)[0])
+
+    class Wrapped(Tagger):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("scale", TwoTensor(torch.ones(1), torch.ones(1)))
+
+    x = features(batch=3, time=10)
+    for make in (Lazy, Wrapped):
+        torch.manual_seed(0)
+        found = check_causal(make(), x, chunk_size=4)  # a ValueError and a RuntimeError before
+        torch.manual_seed(0)
+        _same(found, _whole(monkeypatch, make(), x, chunk_size=4))
 
 
 def test_the_plan_fits_the_group_products_beside_the_last_rows():

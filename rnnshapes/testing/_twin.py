@@ -1,0 +1,336 @@
+"""A copy of a model that shares nothing with it that can change, for ``check_causal``'s reruns (private).
+
+The reruns (``_prefix``) call the model again on the first steps of its input. Whatever those calls change must
+not reach the user's model, its inputs or its random number generators, so they call a copy (``twin``) made by
+``copy.deepcopy`` and checked: everything the copy reaches (attributes, containers, the closures and default
+arguments of functions kept on it, what its weakrefs point to, the class attributes of its objects' classes) is
+walked, and a copy that still reaches a mutable object the model reaches (a closure over ``self``, a dict kept
+on a class, a mutable default argument, an object whose ``__deepcopy__`` returns itself) is not used. Neither is
+a copy that would cost more than the reruns save (``COPY_BYTES``, ``COPY_OBJECTS``), nor one whose making changed
+the model (a ``__getstate__`` that edits ``self.__dict__``). The inputs are copied the same way for each rerun
+(``copied``). Generators kept as globals of the modules that define the model's classes, or of the modules and
+functions those import, are put back after the reruns with torch's, Python's and numpy's own (``rng_kept``).
+"""
+
+import collections
+import copy
+import enum
+import functools
+import random
+import sys
+import types
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+COPY_BYTES = 64 * 2**20
+"""The most bytes of tensors (parameters, buffers, tensors kept as plain attributes) the reruns copy: a larger
+model is not rerun (its rows run on the whole sequence). The copy shares nothing with the model, so nothing a
+rerun writes (in place, through ``.data``, only on short calls) reaches it."""
+
+COPY_OBJECTS = 10_000
+"""The most other objects (attributes, list items, dict entries: a vocabulary kept on the model) the reruns
+copy: copying more would cost more than the reruns save on a check of a few hundred steps."""
+
+_LIBRARIES = frozenset({"builtins", "torch", "numpy", "rnnshapes", *sys.stdlib_module_names})
+"""Top-level packages whose classes' attributes are not looked at for state (their own, known)."""
+
+
+@contextmanager
+def rng_kept(device: torch.device, model: nn.Module) -> Iterator[None]:
+    """torch's generators (the CPU's and ``device``'s), Python's and numpy's (when loaded), and the generators
+    the model's code keeps at module level (``_module_generators``) put back after."""
+    devices = [device] if device.type != "cpu" else []
+    numpy = sys.modules.get("numpy")
+    python_state = random.getstate()
+    numpy_state = numpy.random.get_state() if numpy is not None else None
+    kinds: dict[type, tuple[str, str]] = {
+        torch.Generator: ("get_state", "set_state"),
+        random.Random: ("getstate", "setstate"),
+    }
+    if numpy is not None:
+        kinds[numpy.random.RandomState] = ("get_state", "set_state")
+    kept = [
+        (g, put, getattr(g, get)())
+        for kind, (get, put) in kinds.items()
+        for g in _module_generators(model, kind)
+    ]
+    bits = (
+        [(g, g.bit_generator.state) for g in _module_generators(model, numpy.random.Generator)]
+        if numpy
+        else []
+    )
+    try:
+        with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+            yield
+    finally:
+        random.setstate(python_state)
+        if numpy is not None:
+            numpy.random.set_state(numpy_state)
+        for g, put, state in kept:
+            getattr(g, put)(state)
+        for g, state in bits:
+            g.bit_generator.state = state
+
+
+def _module_generators(model: nn.Module, kind: type) -> list[Any]:
+    """The random number generators of type ``kind`` (a ``torch.Generator``, a ``random.Random``, a numpy
+    ``Generator`` or ``RandomState``) kept as globals of the Python modules that define the model's classes, or
+    of the modules and functions those import (a project's ``noise.py``): a model's own noise source, which a
+    copy of the model shares."""
+    where = [sys.modules.get(type(m).__module__) for m in model.modules()]
+    for module in list(where):
+        for value in vars(module).values() if module is not None else ():
+            if isinstance(value, types.ModuleType):
+                where.append(value)
+            elif isinstance(value, types.FunctionType):
+                where.append(sys.modules.get(value.__module__))
+    found: dict[int, Any] = {}
+    for module in where:
+        if module is None or _library(module.__name__):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, kind) and value is not random._inst:  # random's own: kept above
+                found[id(value)] = value
+    return list(found.values())
+
+
+def _library(module: str) -> bool:
+    return module.partition(".")[0] in _LIBRARIES
+
+
+def unsafe(model: Any) -> str | None:
+    """Why reruns could reach beyond the model, or a copy would not be the model; None when neither."""
+    if not isinstance(model, nn.Module):
+        return "the model is not an nn.Module"
+    hooks = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    if any(getattr(nn.modules.module, f"_global{name}", None) for name in hooks):
+        return "global module hooks"
+    for m in model.modules():
+        if any(not _guards(h) for name in hooks for h in getattr(m, name, {}).values()):
+            return "the model has hooks, which may record what they see"
+        if isinstance(m, torch.jit.ScriptModule) or hasattr(m, "_orig_mod"):
+            return "TorchScript or torch.compile"
+        if hasattr(vars(m).get("forward", type(m).forward), "_torchdynamo_orig_callable"):
+            return "a compiled forward"
+    for cls in dict.fromkeys(type(m) for m in model.modules()):  # each class once, in order
+        if (shared := _class_state(cls)) is not None:
+            return shared
+    return None
+
+
+def _class_state(cls: type) -> str | None:
+    """Where a class (a library's excepted) can keep state that every copy shares: a mutable class attribute
+    (``_cache = {}``, a generator) or a mutable default argument (``def forward(self, x, state={})``)."""
+    for klass in cls.__mro__:
+        if _library(klass.__module__):
+            continue
+        for name, value in vars(klass).items():
+            if name.startswith("__") and name.endswith("__"):
+                continue
+            fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+            if isinstance(fn, types.FunctionType):
+                if not all(_immutable(d) for d in _defaults(fn)):
+                    return f"{klass.__name__}.{name} has a mutable default argument, which every copy shares"
+            elif not isinstance(value, (property, functools.cached_property)) and not _immutable(value):
+                return f"{klass.__name__}.{name} is a mutable class attribute, which every copy shares"
+    return None
+
+
+def _guards(hook: Any) -> bool:
+    """rnnshapes.guard's own hooks check shapes and record nothing."""
+    return bool(getattr(type(hook), "__module__", "").startswith("rnnshapes.core._guard"))
+
+
+def tensor_versions(model: Any) -> list[tuple[Tensor, int, int]]:
+    """The version counters and data pointers of the model's parameters and buffers: what an in-place write
+    bumps, and what assigning ``.data`` changes."""
+    if not isinstance(model, nn.Module):
+        return []
+    found = []
+    for t in [*model.parameters(), *model.buffers()]:
+        try:
+            found.append((t, t._version, t.data_ptr()))
+        except (RuntimeError, ValueError):  # inference tensors keep no version counter; lazy ones no data
+            continue
+    return found
+
+
+def written(versions: list[tuple[Tensor, int, int]]) -> bool:
+    """Whether a call since ``tensor_versions`` wrote into a parameter or buffer (in place, or assigned its
+    ``.data``): the reruns' copy would not start from what the call saw. A write through ``.data`` in place bumps
+    nothing; made by a rerun, it reaches only the copy."""
+    return any(t._version != v or t.data_ptr() != ptr for t, v, ptr in versions)
+
+
+def twin(model: nn.Module) -> tuple[nn.Module | None, str]:
+    """A copy of the model that shares nothing with it that can change (see the module's docstring); else None
+    and why."""
+    try:
+        made, _ = copied(model, {})
+    except _Refused as e:
+        return None, str(e)
+    return made, ""
+
+
+class _Refused(Exception):
+    """Why a copy is not made or not used."""
+
+
+def copied(obj: Any, memo: dict[int, Any]) -> tuple[Any, dict[int, Any]]:
+    """``copy.deepcopy(obj, memo)`` checked (see the module's docstring): the copy, and what ``obj`` reaches.
+    Raises ``_Refused`` with the reason, leaving ``obj`` as it was."""
+    reached, size = _reach(obj)
+    if size > COPY_BYTES:
+        raise _Refused(
+            f"its tensors ({size / 2**20:.0f} MiB) are more than the reruns copy ({COPY_BYTES // 2**20} MiB)"
+        )
+    if len(reached) > COPY_OBJECTS:
+        raise _Refused(
+            f"its attributes hold more than {COPY_OBJECTS:,} objects (a vocabulary?), more than the reruns copy"
+        )
+    for cls in dict.fromkeys(type(x) for x in reached.values()):
+        if (shared := _class_state(cls)) is not None:
+            raise _Refused(shared)
+    states = {  # what a __getstate__ of the user's could change (a library's is known not to)
+        key: dict(vars(x)) for key, x in reached.items() if _own_getstate(type(x)) and hasattr(x, "__dict__")
+    }
+    try:
+        made = copy.deepcopy(obj, memo)
+    except Exception as e:  # noqa: BLE001  # what cannot be copied: no reruns
+        raise _Refused(f"the model could not be copied ({type(e).__name__})") from None
+    finally:
+        changed = [key for key, state in states.items() if not _same_vars(vars(reached[key]), state)]
+        for key in changed:
+            vars(reached[key]).clear()
+            vars(reached[key]).update(states[key])
+    if changed:
+        raise _Refused(f"copying it changed it ({type(reached[changed[0]]).__name__}.__getstate__)")
+    again, _ = _reach(made)
+    for key, x in again.items():
+        if key in reached and not _transparent(x) and not _immutable(x):
+            raise _Refused(f"its copy would share {type(x).__name__} {_short(x)} with it")
+    return made, reached
+
+
+def _own_getstate(cls: type) -> bool:
+    """Whether the class's ``__getstate__`` is defined outside the libraries (the user's own)."""
+    owner = next((k for k in cls.__mro__ if "__getstate__" in vars(k)), object)
+    return not _library(owner.__module__)
+
+
+def _same_vars(now: dict[str, Any], before: dict[str, Any]) -> bool:
+    return now.keys() == before.keys() and all(now[k] is v for k, v in before.items())
+
+
+def _short(x: Any) -> str:
+    text = repr(x) if not isinstance(x, nn.Module) else type(x).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _reach(root: Any) -> tuple[dict[int, Any], int]:
+    """Everything ``root`` reaches that a deep copy copies or shares, ``{id: object}`` (tensors included; the
+    walk stops past ``COPY_OBJECTS`` objects), and the bytes of its tensors' storages."""
+    reached: dict[int, Any] = {}
+    storages: dict[int, tuple[int, int]] = {}
+    stack: list[Any] = [root]
+    while stack and len(reached) - len(storages) <= COPY_OBJECTS:
+        x = stack.pop()
+        if id(x) in reached:
+            continue
+        reached[id(x)] = x
+        if isinstance(x, Tensor):
+            storages[id(x)] = _bytes(x)
+            continue
+        if isinstance(x, (type, types.ModuleType)) or _immutable(x):
+            continue
+        if isinstance(x, types.FunctionType):
+            stack.extend(_defaults(x))
+            stack.extend(_cells(x))
+        elif isinstance(x, types.MethodType):
+            stack.extend([x.__self__, x.__func__])
+        elif isinstance(x, weakref.ref):
+            stack.append(x())
+        elif isinstance(x, Mapping):
+            stack.extend([*x.keys(), *x.values()])
+        elif isinstance(x, (list, tuple, set, frozenset, collections.deque)):
+            stack.extend(x)
+        else:
+            stack.extend(getattr(x, "__dict__", {}).values())
+            stack.extend(getattr(x, s) for k in type(x).__mro__ for s in _slots(k) if hasattr(x, s))
+    shared: dict[int, int] = {}  # storages counted once
+    for key, (ptr, size) in storages.items():
+        shared[ptr if ptr else key] = size
+    return reached, sum(shared.values())
+
+
+def _bytes(t: Tensor) -> tuple[int, int]:
+    """The data pointer and size of a tensor's storage (its own size where it has none to read)."""
+    try:
+        storage = t.untyped_storage()
+        return storage.data_ptr(), storage.nbytes()
+    except Exception:  # noqa: BLE001  # sparse, wrapper subclasses, lazy parameters
+        try:
+            return 0, t.numel() * t.element_size()
+        except Exception:  # noqa: BLE001
+            return 0, 0
+
+
+def _slots(cls: type) -> tuple[str, ...]:
+    slots = vars(cls).get("__slots__", ())
+    return (
+        (slots,)
+        if isinstance(slots, str)
+        else tuple(s for s in slots if s not in ("__dict__", "__weakref__"))
+    )
+
+
+def _defaults(fn: types.FunctionType) -> list[Any]:
+    return [*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()]
+
+
+def _cells(fn: types.FunctionType) -> list[Any]:
+    found = []
+    for cell in fn.__closure__ or ():
+        try:
+            found.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            continue
+    return found
+
+
+def _transparent(x: Any) -> bool:
+    """Shared by a deep copy by design, and looked through by ``_reach``: what they hold decides."""
+    return isinstance(
+        x, (type, types.ModuleType, types.FunctionType, types.MethodType, weakref.ref, tuple, frozenset)
+    )
+
+
+def _immutable(x: Any) -> bool:
+    """What a copy may share: values that cannot change (a closure or a weakref can reach the model)."""
+    if x is None or isinstance(x, (bool, int, float, complex, str, bytes, type, enum.Enum, types.ModuleType)):
+        return True
+    if isinstance(x, (torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size)):
+        return True
+    if isinstance(x, types.FunctionType):
+        return x.__closure__ is None and all(_immutable(d) for d in _defaults(x))
+    if isinstance(
+        x,
+        (
+            types.BuiltinFunctionType,
+            types.MethodWrapperType,
+            types.WrapperDescriptorType,
+            types.MethodDescriptorType,
+            types.ClassMethodDescriptorType,
+            types.GetSetDescriptorType,
+            types.MemberDescriptorType,
+        ),
+    ):
+        return True
+    if isinstance(x, (tuple, frozenset)):
+        return all(_immutable(v) for v in x)
+    return False
