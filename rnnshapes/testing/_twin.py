@@ -16,7 +16,9 @@ import collections
 import copy
 import enum
 import functools
+import logging
 import random
+import re
 import sys
 import types
 import weakref
@@ -126,6 +128,10 @@ def unsafe(model: Any) -> str | None:
 def _class_state(cls: type) -> str | None:
     """Where a class (a library's excepted) can keep state that every copy shares: a mutable class attribute
     (``_cache = {}``, a generator) or a mutable default argument (``def forward(self, x, state={})``)."""
+    if issubclass(
+        cls, (enum.Enum, tuple)
+    ):  # their class attributes are the enum's or named tuple's machinery
+        return None
     for klass in cls.__mro__:
         if _library(klass.__module__):
             continue
@@ -314,7 +320,9 @@ def _immutable(x: Any) -> bool:
     """What a copy may share: values that cannot change (a closure or a weakref can reach the model)."""
     if x is None or isinstance(x, (bool, int, float, complex, str, bytes, type, enum.Enum, types.ModuleType)):
         return True
-    if isinstance(x, (torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size)):
+    if isinstance(x, (torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size, re.Pattern)):
+        return True
+    if isinstance(x, (logging.Logger, logging.LoggerAdapter)):  # shared by design; what it logs is outside
         return True
     if isinstance(x, types.FunctionType):
         return x.__closure__ is None and all(_immutable(d) for d in _defaults(x))

@@ -7,11 +7,16 @@ number generators, as the whole-sequence check leaves them; where a rerun is not
 sequence's length, keeps state, fails on fewer steps) it must say so and use the whole sequence.
 """
 
+import enum
+import functools
+import logging
 import os
+import re
 import types
 import warnings
 import weakref
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import pytest
 import torch
@@ -856,6 +861,40 @@ def test_a_lazy_module_and_a_wrapper_subclass_buffer_are_checked_as_without_reru
         found = check_causal(make(), x, chunk_size=4)  # a ValueError and a RuntimeError before
         torch.manual_seed(0)
         _same(found, _whole(monkeypatch, make(), x, chunk_size=4))
+
+
+class Activation(enum.Enum):
+    TANH = "tanh"
+
+
+class Sizes(NamedTuple):
+    hidden: int = WIDTH
+
+
+@dataclass
+class Config:
+    layers: list[int] = field(default_factory=lambda: [WIDTH])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(lambda: logging.getLogger("rnnshapes.test"), id="logger"),
+        pytest.param(lambda: re.compile("[a-z]+"), id="regex"),
+        pytest.param(lambda: Activation.TANH, id="enum"),
+        pytest.param(Sizes, id="named tuple"),
+        pytest.param(Config, id="dataclass config"),
+        pytest.param(lambda: types.SimpleNamespace(dropout=0.1, widths=[WIDTH]), id="namespace"),
+        pytest.param(lambda: functools.partial(nn.functional.dropout, p=0.0), id="partial"),
+        pytest.param(lambda: torch.nn.functional.gelu, id="function"),
+        pytest.param(torch.Generator, id="generator of its own"),
+    ],
+)
+def test_what_models_commonly_keep_does_not_stop_the_reruns(extra):
+    model = Tagger()
+    model.extra = extra()
+    found = check_causal(model, features(batch=3, time=10), chunk_size=4)
+    assert f"2 of 3 {RERUN}" in found.how, found.how
 
 
 def test_the_plan_fits_the_group_products_beside_the_last_rows():
