@@ -16,6 +16,7 @@ import collections
 import copy
 import enum
 import functools
+import inspect
 import logging
 import random
 import re
@@ -34,9 +35,10 @@ COPY_BYTES = 64 * 2**20
 model is not rerun (its rows run on the whole sequence). The copy shares nothing with the model, so nothing a
 rerun writes (in place, through ``.data``, only on short calls) reaches it."""
 
-COPY_OBJECTS = 10_000
-"""The most other objects (attributes, list items, dict entries: a vocabulary kept on the model) the reruns
-copy: copying more would cost more than the reruns save on a check of a few hundred steps."""
+COPY_OBJECTS = 50_000
+"""The most other objects (attributes, list items, dict entries: a vocabulary kept on the model, about three per
+word) the reruns copy and check: more would cost more than the reruns save on a check of a hundred steps (a
+10,000-word vocabulary costs about 40 ms here, a check of a small language model at 100 steps about 1.5 s)."""
 
 _LIBRARIES = frozenset({"builtins", "torch", "numpy", "rnnshapes", *sys.stdlib_module_names})
 """Top-level packages whose classes' attributes are not looked at for state (their own, known)."""
@@ -44,8 +46,9 @@ _LIBRARIES = frozenset({"builtins", "torch", "numpy", "rnnshapes", *sys.stdlib_m
 
 @contextmanager
 def rng_kept(device: torch.device, model: nn.Module) -> Iterator[None]:
-    """torch's generators (the CPU's and ``device``'s), Python's and numpy's (when loaded), and the generators
-    the model's code keeps at module level (``_module_generators``) put back after."""
+    """torch's generators (the CPU's and ``device``'s), Python's and numpy's (when loaded), the generators the
+    model's code keeps at module level (``_module_generators``), and its classes' tables (``_table``: a memo
+    filled on the way) put back after."""
     devices = [device] if device.type != "cpu" else []
     numpy = sys.modules.get("numpy")
     python_state = random.getstate()
@@ -66,6 +69,7 @@ def rng_kept(device: torch.device, model: nn.Module) -> Iterator[None]:
         if numpy
         else []
     )
+    tables = [(t, copy.copy(t)) for t in _tables(model)]
     try:
         with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
             yield
@@ -77,6 +81,8 @@ def rng_kept(device: torch.device, model: nn.Module) -> Iterator[None]:
             getattr(g, put)(state)
         for g, state in bits:
             g.bit_generator.state = state
+        for table, saved in tables:
+            _put_back(table, saved)
 
 
 def _module_generators(model: nn.Module, kind: type) -> list[Any]:
@@ -140,16 +146,58 @@ def _class_state(cls: type) -> str | None:
                 continue
             fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
             if isinstance(fn, types.FunctionType):
+                fn = inspect.unwrap(fn)  # a decorator's wrapper (beartype's) keeps its machinery as defaults
                 if not all(_immutable(d) for d in _defaults(fn)):
                     return f"{klass.__name__}.{name} has a mutable default argument, which every copy shares"
-            elif not isinstance(value, (property, functools.cached_property)) and not _immutable(value):
+            elif (
+                not isinstance(value, (property, functools.cached_property))
+                and not _immutable(value)
+                and not _table(value)
+            ):
                 return f"{klass.__name__}.{name} is a mutable class attribute, which every copy shares"
     return None
 
 
+def _table(value: Any) -> bool:
+    """A class-level dict, list or set of values that cannot change (a lookup table, sizes, an empty memo): the
+    reruns may change what it holds, and ``rng_kept`` puts that back."""
+    if isinstance(value, dict):
+        return all(_immutable(k) and _immutable(v) for k, v in value.items())
+    return isinstance(value, (list, set)) and all(_immutable(v) for v in value)
+
+
+def _tables(model: nn.Module) -> list[Any]:
+    """The class-level tables (``_table``) of the classes of what the model reaches."""
+    reached, _, _ = _reach(model)
+    found: dict[int, Any] = {}
+    for cls in dict.fromkeys(type(x) for x in reached.values()):
+        for klass in cls.__mro__ if not _library(cls.__module__) else ():
+            if _library(klass.__module__):
+                continue
+            for name, value in vars(klass).items():
+                if not (name.startswith("__") and name.endswith("__")) and _table(value):
+                    found[id(value)] = value
+    return list(found.values())
+
+
+def _put_back(table: Any, saved: Any) -> None:
+    if isinstance(table, list):
+        table[:] = saved
+    else:
+        table.clear()
+        table.update(saved)
+
+
 def _guards(hook: Any) -> bool:
-    """rnnshapes.guard's own hooks check shapes and record nothing."""
-    return bool(getattr(type(hook), "__module__", "").startswith("rnnshapes.core._guard"))
+    """Hooks known to record nothing: rnnshapes.guard's (they check shapes), and torch's ``weight_norm`` and
+    ``spectral_norm`` (they compute the weight; spectral_norm's power iteration in training mode writes into its
+    buffers, which ``written`` sees)."""
+    kind = type(hook)
+    where = getattr(kind, "__module__", "")
+    return where.startswith("rnnshapes.core._guard") or (
+        where in ("torch.nn.utils.weight_norm", "torch.nn.utils.spectral_norm")
+        and kind.__name__ in ("WeightNorm", "SpectralNorm")
+    )
 
 
 def tensor_versions(model: Any) -> list[tuple[Tensor, int, int]]:
@@ -190,12 +238,12 @@ class _Refused(Exception):
 def copied(obj: Any, memo: dict[int, Any]) -> tuple[Any, dict[int, Any]]:
     """``copy.deepcopy(obj, memo)`` checked (see the module's docstring): the copy, and what ``obj`` reaches.
     Raises ``_Refused`` with the reason, leaving ``obj`` as it was."""
-    reached, size = _reach(obj)
+    reached, size, objects = _reach(obj)
     if size > COPY_BYTES:
         raise _Refused(
             f"its tensors ({size / 2**20:.0f} MiB) are more than the reruns copy ({COPY_BYTES // 2**20} MiB)"
         )
-    if len(reached) > COPY_OBJECTS:
+    if objects > COPY_OBJECTS:
         raise _Refused(
             f"its attributes hold more than {COPY_OBJECTS:,} objects (a vocabulary?), more than the reruns copy"
         )
@@ -205,6 +253,16 @@ def copied(obj: Any, memo: dict[int, Any]) -> tuple[Any, dict[int, Any]]:
     states = {  # what a __getstate__ of the user's could change (a library's is known not to)
         key: dict(vars(x)) for key, x in reached.items() if _own_getstate(type(x)) and hasattr(x, "__dict__")
     }
+    for (
+        key,
+        x,
+    ) in reached.items():  # a tensor computed by the last call (weight_norm's weight): deepcopy refuses
+        if (
+            isinstance(x, Tensor) and x.grad_fn is not None
+        ):  # it; a detached copy stands in (a rerun reading it
+            memo.setdefault(
+                key, x.detach().clone().requires_grad_()
+            )  # as state would not match, bit for bit)
     try:
         made = copy.deepcopy(obj, memo)
     except Exception as e:  # noqa: BLE001  # what cannot be copied: no reruns
@@ -216,7 +274,7 @@ def copied(obj: Any, memo: dict[int, Any]) -> tuple[Any, dict[int, Any]]:
             vars(reached[key]).update(states[key])
     if changed:
         raise _Refused(f"copying it changed it ({type(reached[changed[0]]).__name__}.__getstate__)")
-    again, _ = _reach(made)
+    again, _, _ = _reach(made)
     for key, x in again.items():
         if key in reached and not _transparent(x) and not _immutable(x):
             raise _Refused(f"its copy would share {type(x).__name__} {_short(x)} with it")
@@ -238,13 +296,19 @@ def _short(x: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _reach(root: Any) -> tuple[dict[int, Any], int]:
-    """Everything ``root`` reaches that a deep copy copies or shares, ``{id: object}`` (tensors included; the
-    walk stops past ``COPY_OBJECTS`` objects), and the bytes of its tensors' storages."""
+_ATOMIC = frozenset({str, int, float, bool, bytes, complex, type(None)})
+"""Values a deep copy returns as they are: counted, not walked (a vocabulary's words)."""
+
+
+def _reach(root: Any) -> tuple[dict[int, Any], int, int]:
+    """Everything ``root`` reaches that a deep copy copies or shares, ``{id: object}`` (tensors included, plain
+    strings and numbers left out), the bytes of its tensors' storages, and the number of other objects (plain
+    values included). The walk stops past ``COPY_OBJECTS`` objects."""
     reached: dict[int, Any] = {}
     storages: dict[int, tuple[int, int]] = {}
     stack: list[Any] = [root]
-    while stack and len(reached) - len(storages) <= COPY_OBJECTS:
+    objects = 0
+    while stack and objects <= COPY_OBJECTS:
         x = stack.pop()
         if id(x) in reached:
             continue
@@ -252,26 +316,30 @@ def _reach(root: Any) -> tuple[dict[int, Any], int]:
         if isinstance(x, Tensor):
             storages[id(x)] = _bytes(x)
             continue
+        objects += 1
         if isinstance(x, (type, types.ModuleType)) or _immutable(x):
             continue
+        items: Any = ()
         if isinstance(x, types.FunctionType):
-            stack.extend(_defaults(x))
-            stack.extend(_cells(x))
+            items = [*_defaults(x), *_cells(x)]
         elif isinstance(x, types.MethodType):
-            stack.extend([x.__self__, x.__func__])
+            items = [x.__self__, x.__func__]
         elif isinstance(x, weakref.ref):
-            stack.append(x())
+            items = [x()]
         elif isinstance(x, Mapping):
-            stack.extend([*x.keys(), *x.values()])
+            objects += 2 * len(x)
+            items = [*x.keys(), *x.values()] if objects <= COPY_OBJECTS else ()
         elif isinstance(x, (list, tuple, set, frozenset, collections.deque)):
-            stack.extend(x)
+            objects += len(x)
+            items = x if objects <= COPY_OBJECTS else ()
         else:
-            stack.extend(getattr(x, "__dict__", {}).values())
-            stack.extend(getattr(x, s) for k in type(x).__mro__ for s in _slots(k) if hasattr(x, s))
+            items = [*getattr(x, "__dict__", {}).values()]
+            items += [getattr(x, s) for k in type(x).__mro__ for s in _slots(k) if hasattr(x, s)]
+        stack.extend(v for v in items if type(v) not in _ATOMIC)
     shared: dict[int, int] = {}  # storages counted once
     for key, (ptr, size) in storages.items():
         shared[ptr if ptr else key] = size
-    return reached, sum(shared.values())
+    return reached, sum(shared.values()), objects
 
 
 def _bytes(t: Tensor) -> tuple[int, int]:
@@ -323,6 +391,10 @@ def _immutable(x: Any) -> bool:
     if isinstance(x, (torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size, re.Pattern)):
         return True
     if isinstance(x, (logging.Logger, logging.LoggerAdapter)):  # shared by design; what it logs is outside
+        return True
+    numpy = sys.modules.get("numpy")
+    scalars = (numpy.number, numpy.bool_, numpy.str_, numpy.bytes_, numpy.datetime64) if numpy else ()
+    if scalars and isinstance(x, scalars):  # numpy's scalars (np.void excepted: it can be written)
         return True
     if isinstance(x, types.FunctionType):
         return x.__closure__ is None and all(_immutable(d) for d in _defaults(x))

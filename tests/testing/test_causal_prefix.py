@@ -18,8 +18,10 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
 import pytest
 import torch
+from beartype import beartype
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rnn_zoo import H_IN, VOCAB, features, tokens
@@ -706,7 +708,7 @@ NOISE = torch.Generator().manual_seed(0)
 
 
 class ClassCache(Tagger):
-    carried: dict[str, Tensor] = {}  # noqa: RUF012  # the pattern under test: state on the class
+    carried: dict[str, Tensor] = {"last": torch.zeros(1)}  # noqa: RUF012  # the pattern under test: a state
 
     def forward(self, x: Tensor) -> Any:
         return super().forward(x + self.carried.get("last", 0))
@@ -764,7 +766,7 @@ def test_no_rerun_where_the_copy_would_cost_more_than_the_reruns_save(monkeypatc
 
     x = features(batch=3, time=10)
     found = check_causal(Vocabulary(), x, chunk_size=4)
-    assert "no reruns: its attributes hold more than 10,000 objects (a vocabulary?)" in found.how, found.how
+    assert "no reruns: its attributes hold more than 50,000 objects (a vocabulary?)" in found.how, found.how
     monkeypatch.setattr(_twin, "COPY_BYTES", 8 * 2**20)
     found = check_causal(Vectors(), x, chunk_size=4)
     assert "no reruns: its tensors (16 MiB) are more than the reruns copy (8 MiB)" in found.how, found.how
@@ -888,6 +890,8 @@ class Config:
         pytest.param(lambda: functools.partial(nn.functional.dropout, p=0.0), id="partial"),
         pytest.param(lambda: torch.nn.functional.gelu, id="function"),
         pytest.param(torch.Generator, id="generator of its own"),
+        pytest.param(lambda: np.int64(WIDTH), id="numpy scalar"),
+        pytest.param(lambda: [f"word{i}" for i in range(5000)], id="vocabulary of 5000 words"),
     ],
 )
 def test_what_models_commonly_keep_does_not_stop_the_reruns(extra):
@@ -895,6 +899,43 @@ def test_what_models_commonly_keep_does_not_stop_the_reruns(extra):
     model.extra = extra()
     found = check_causal(model, features(batch=3, time=10), chunk_size=4)
     assert f"2 of 3 {RERUN}" in found.how, found.how
+
+
+class Looked(Tagger):
+    """A class-level lookup table and memo (strangers' repros): what the reruns add to the memo is put back."""
+
+    ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda y: y}  # noqa: RUF012  # the pattern under test
+    lengths: list[int] = []  # noqa: RUF012  # the pattern under test: a memo filled by every call
+
+    def forward(self, x: Tensor) -> Any:
+        self.lengths.append(x.shape[1])
+        return self.ACTIVATIONS["tanh"](super().forward(x)[0])
+
+
+class Typed(Tagger):
+    """A forward checked by beartype, whose wrapper keeps its machinery as default arguments."""
+
+    @beartype
+    def forward(self, x: Tensor) -> Any:
+        return super().forward(x)[0]
+
+
+class Normed(Tagger):
+    """torch's weight_norm, a forward pre-hook that computes the weight (locuslab's TCN)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # weight_norm is deprecated for parametrize; its models are not
+            self.head = nn.utils.weight_norm(self.head)
+
+
+@pytest.mark.parametrize("make", [Looked, Typed, Normed], ids=["class tables", "beartype", "weight_norm"])
+def test_tables_typed_forwards_and_weight_norm_do_not_stop_the_reruns(make, monkeypatch):
+    Looked.lengths.clear()
+    found = check_causal(make(), features(batch=3, time=10), chunk_size=4)
+    assert f"2 of 3 {RERUN}" in found.how, found.how
+    assert Looked.lengths == ([10] if make is Looked else []), Looked.lengths  # the reruns' 4 and 8 put back
 
 
 def test_the_plan_fits_the_group_products_beside_the_last_rows():
