@@ -99,9 +99,26 @@ def plan(n: int, chunk: int) -> tuple[list[tuple[int, int]], bool] | None:
     while fit - 1 < chunk:  # the last chunk gives up one row per group product
         last = chunk - (fit - 1)
         if math.ceil((n - last) / chunk) <= fit - 1:
-            return _bounds(n - last, fit - 1) + [(n - last, n)], True
+            front = _aligned(n - last, fit - 1, chunk, n) or _bounds(n - last, fit - 1)
+            return front + [(front[-1][1], n)], True
         fit += 1
     return _bounds(n, k), False
+
+
+ALIGN = 8
+"""Reruns run on a multiple of this many steps where the plan allows: torch's CPU matrix products work in blocks
+of rows (4 in float64), and rows of a block that the whole sequence's product filled but a shorter run's does
+not are rounded differently, which a rerun must not be (float64 LSTMs and linear layers matched at multiples of
+8 steps only, a stranger's measurement)."""
+
+
+def _aligned(end: int, chunks: int, chunk: int, n: int) -> list[tuple[int, int]] | None:
+    """``chunks`` chunks of at most ``chunk`` rows over the first ``end`` (or up to ``ALIGN - 1`` more, short of
+    ``n``) steps, each ending on a multiple of ``ALIGN``; None where none fit."""
+    blocks = math.ceil(end / ALIGN)  # the last chunk gives up what the front takes beyond end
+    if blocks < chunks or math.ceil(blocks / chunks) * ALIGN > chunk or blocks * ALIGN >= n:
+        return None
+    return [(a * ALIGN, b * ALIGN) for a, b in _bounds(blocks, chunks)]
 
 
 def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor, str]:

@@ -939,10 +939,22 @@ def test_tables_typed_forwards_and_weight_norm_do_not_stop_the_reruns(make, monk
 
 
 def test_the_plan_fits_the_group_products_beside_the_last_rows():
-    assert _prefix.plan(200, 64) == ([(0, 46), (46, 93), (93, 139), (139, 200)], True)  # 3 groups + 61 rows
+    assert _prefix.plan(200, 64) == ([(0, 48), (48, 96), (96, 144), (144, 200)], True)  # 3 groups + 56 rows
+    assert _prefix.plan(400, 38)[0][:2] == [(0, 37), (37, 74)]  # 8-step blocks would not fit in 38 rows
     assert _prefix.plan(7, 3) == ([(0, 3), (3, 6), (6, 7)], True)
     assert _prefix.plan(10, 2)[1] is False  # 2 lanes cannot hold 4 groups: their own passes
     assert _prefix.plan(64, 64) is None  # one chunk holds every row
+    for n in range(2, 260, 3):
+        for chunk in range(2, 70, 3):
+            found = _prefix.plan(n, chunk)
+            if found is None:
+                continue
+            bounds, together = found
+            assert bounds[0][0] == 0 and bounds[-1][1] == n, (n, chunk, bounds)
+            assert all(bounds[i][1] == bounds[i + 1][0] for i in range(len(bounds) - 1)), (n, chunk, bounds)
+            assert all(0 < b - a <= chunk for a, b in bounds), (n, chunk, bounds)
+            if together:  # the groups fit beside the last chunk's rows
+                assert bounds[-1][1] - bounds[-1][0] + len(bounds) - 1 <= chunk, (n, chunk, bounds)
 
 
 _LONG = os.environ.get("RNNSHAPES_FUZZ_EXAMPLES")
