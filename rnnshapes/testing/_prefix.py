@@ -72,6 +72,8 @@ class Prefix:
     model: Any
     refused: str = ""
     """Why the model is not rerun (for ``how``), or ""."""
+    inputs: Any = ()
+    """The call's inputs (what their classes bind is put back after the reruns)."""
 
 
 def _same_bits(got: Any, want: Tensor) -> bool:
@@ -145,7 +147,7 @@ def causal_rows(engine: VJPRows, n: int, prefix: Prefix | None) -> tuple[Tensor,
         return torch.cat([engine.rows(eye[: bounds[-1][0]]), *rows]), ""  # the whole sequence's rows, as ever
     front_rows: list[Tensor] = []
     reran = 0
-    with rng_kept(engine.leaf.device, made):
+    with rng_kept(engine.leaf.device, made, prefix.inputs):
         for g, (a, b) in zip(group, bounds, strict=False):
             found = _rerun_chunk(engine, prefix, made, g, a, b, n, axis)
             if found is None:
@@ -246,7 +248,7 @@ def prefix_of(
         cut[position] = x.narrow(caller_axis, 0, b).clone()
         return again(twin, tuple(cut))
 
-    return Prefix(rerun, leaf_axis, weights, model, refused)
+    return Prefix(rerun, leaf_axis, weights, model, refused, args)
 
 
 def _holds_packed(x: Any) -> bool:

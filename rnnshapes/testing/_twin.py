@@ -2,29 +2,33 @@
 
 The reruns (``_prefix``) call the model again on the first steps of its input. Whatever those calls change must
 not reach the user's model, its inputs or its random number generators, so they call a copy (``twin``) made by
-``copy.deepcopy`` and checked: everything the copy reaches (attributes, containers, the closures and default
-arguments of functions kept on it, what its weakrefs point to, the class attributes of its objects' classes) is
-walked, and a copy that still reaches a mutable object the model reaches (a closure over ``self``, a dict kept
-on a class, a mutable default argument, an object whose ``__deepcopy__`` returns itself) is not used. Neither is
-a copy that would cost more than the reruns save (``COPY_BYTES``, ``COPY_OBJECTS``), nor one whose making changed
-the model (a ``__getstate__`` that edits ``self.__dict__``). The inputs are copied the same way for each rerun
-(``copied``). Generators kept as globals of the modules that define the model's classes, or of the modules and
-functions those import, are put back after the reruns with torch's, Python's and numpy's own (``rng_kept``).
+``copy.deepcopy`` and checked: everything the copy reaches (attributes, containers and what their subclasses
+hold beside their items, the closures, default arguments and attributes of functions kept on it, what its
+weakrefs point to) is walked, and a copy that still reaches a mutable object the model reaches (a closure over
+``self``, an object whose ``__deepcopy__`` returns itself) is not used. Nor is one whose objects' classes, or the
+classes it holds as values, keep state (a mutable class attribute, a mutable default argument, a decorator's
+cache in a closure; a class-level table of plain values is allowed and put back), one that would cost more than
+the reruns save (``COPY_BYTES``, ``COPY_OBJECTS``), or one whose making changed the model (a ``__getstate__`` that
+edits ``self.__dict__``). The inputs are copied the same way for each rerun (``copied``). After the reruns,
+``rng_kept`` puts back torch's, Python's and numpy's generators, those kept as globals of the modules that define
+the model's classes or of the modules and functions those import, and what the classes of the model's and the
+inputs' objects bind (a warn-once flag set on the class, a table's contents).
 """
 
 import collections
 import copy
 import enum
 import functools
-import inspect
 import logging
 import random
 import re
 import sys
+import sysconfig
 import types
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,20 +39,27 @@ COPY_BYTES = 64 * 2**20
 model is not rerun (its rows run on the whole sequence). The copy shares nothing with the model, so nothing a
 rerun writes (in place, through ``.data``, only on short calls) reaches it."""
 
-COPY_OBJECTS = 50_000
+COPY_OBJECTS = 20_000
 """The most other objects (attributes, list items, dict entries: a vocabulary kept on the model, about three per
 word) the reruns copy and check: more would cost more than the reruns save on a check of a hundred steps (a
-10,000-word vocabulary costs about 40 ms here, a check of a small language model at 100 steps about 1.5 s)."""
+16,000-word lexicon made a check at 64 steps 2.6x slower, a stranger's measurement)."""
 
 _LIBRARIES = frozenset({"builtins", "torch", "numpy", "rnnshapes", *sys.stdlib_module_names})
 """Top-level packages whose classes' attributes are not looked at for state (their own, known)."""
 
+_LIBRARY_PATHS = tuple(
+    {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    | {p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+    | {str(Path(__file__).parents[1])}  # rnnshapes' own (shapecheck's wrappers)
+)
+"""Where installed libraries' code lives: their functions' defaults and closures are theirs."""
+
 
 @contextmanager
-def rng_kept(device: torch.device, model: nn.Module) -> Iterator[None]:
+def rng_kept(device: torch.device, model: nn.Module, inputs: Any = ()) -> Iterator[None]:
     """torch's generators (the CPU's and ``device``'s), Python's and numpy's (when loaded), the generators the
-    model's code keeps at module level (``_module_generators``), and its classes' tables (``_table``: a memo
-    filled on the way) put back after."""
+    model's code keeps at module level (``_module_generators``), and what the classes of the model's and the
+    inputs' objects hold (a warn-once flag set on the class, a name rebound: ``_namespaces``) put back after."""
     devices = [device] if device.type != "cpu" else []
     numpy = sys.modules.get("numpy")
     python_state = random.getstate()
@@ -69,7 +80,7 @@ def rng_kept(device: torch.device, model: nn.Module) -> Iterator[None]:
         if numpy
         else []
     )
-    tables = [(t, copy.copy(t)) for t in _tables(model)]
+    namespaces = _namespaces(model, inputs)
     try:
         with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
             yield
@@ -81,8 +92,58 @@ def rng_kept(device: torch.device, model: nn.Module) -> Iterator[None]:
             getattr(g, put)(state)
         for g, state in bits:
             g.bit_generator.state = state
-        for table, saved in tables:
-            _put_back(table, saved)
+        for cls, saved, tables in namespaces:
+            _put_back(cls, saved, tables)
+
+
+def _namespaces(*roots: Any) -> list[tuple[type, dict[str, Any], list[tuple[Any, Any]]]]:
+    """The user classes (a library's excepted) of what ``roots`` reach, or that they hold as values, with what
+    their namespaces bind now."""
+    found: dict[type, None] = {}
+    for root in roots:
+        for x in _reach(root)[0].values():
+            for cls in (x, type(x)) if isinstance(x, type) else (type(x),):
+                for klass in cls.__mro__:
+                    if not _library(klass.__module__):
+                        found[klass] = None
+    return [
+        (cls, dict(vars(cls)), [(v, type(v)(v)) for v in vars(cls).values() if _table(v)]) for cls in found
+    ]
+
+
+def _table(value: Any) -> bool:
+    """A class-level dict, list or set (exactly) of values that cannot change: a lookup table, sizes, an empty
+    memo. The reruns may change what it holds; ``rng_kept`` puts that back."""
+    if type(value) is dict:
+        return all(_immutable(k) and _immutable(v) for k, v in value.items())
+    return type(value) in (list, set) and all(_immutable(v) for v in value)
+
+
+def _put_back(cls: type, saved: dict[str, Any], tables: list[tuple[Any, Any]]) -> None:
+    """Rebind what a class's namespace bound before (a flag set, a name added or removed), and put back what
+    its tables held."""
+    for table, held in tables:
+        if table != held:
+            if isinstance(table, list):
+                table[:] = held
+            else:
+                table.clear()
+                table.update(held)
+    now = vars(cls)
+    for name in [n for n in now if n not in saved]:
+        try:
+            delattr(cls, name)
+        except (AttributeError, TypeError):
+            continue
+    for name, value in saved.items():
+        if now.get(name, _MISSING) is not value:
+            try:
+                setattr(cls, name, value)
+            except (AttributeError, TypeError):
+                continue
+
+
+_MISSING = object()
 
 
 def _module_generators(model: nn.Module, kind: type) -> list[Any]:
@@ -133,7 +194,8 @@ def unsafe(model: Any) -> str | None:
 
 def _class_state(cls: type) -> str | None:
     """Where a class (a library's excepted) can keep state that every copy shares: a mutable class attribute
-    (``_cache = {}``, a generator) or a mutable default argument (``def forward(self, x, state={})``)."""
+    (``_cache = {}``, a generator), a mutable default argument (``def forward(self, x, state={})``) or a
+    closure over something mutable (a decorator's cache), in a method, a property or a decorator's wrapper."""
     if issubclass(
         cls, (enum.Enum, tuple)
     ):  # their class attributes are the enum's or named tuple's machinery
@@ -144,48 +206,41 @@ def _class_state(cls: type) -> str | None:
         for name, value in vars(klass).items():
             if name.startswith("__") and name.endswith("__"):
                 continue
-            fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
-            if isinstance(fn, types.FunctionType):
-                fn = inspect.unwrap(fn)  # a decorator's wrapper (beartype's) keeps its machinery as defaults
-                if not all(_immutable(d) for d in _defaults(fn)):
-                    return f"{klass.__name__}.{name} has a mutable default argument, which every copy shares"
-            elif (
-                not isinstance(value, (property, functools.cached_property))
-                and not _immutable(value)
-                and not _table(value)
-            ):
-                return f"{klass.__name__}.{name} is a mutable class attribute, which every copy shares"
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            parts = [value.fget, value.fset, value.fdel] if isinstance(value, property) else [value]
+            if isinstance(value, functools.cached_property):
+                parts = [value.func]
+            for part in parts:
+                if isinstance(part, types.FunctionType):
+                    if not _pure(part):
+                        return (
+                            f"{klass.__name__}.{name} keeps mutable state in a default argument or a closure"
+                        )
+                elif part is not None and not _immutable(part) and not _table(part):
+                    return f"{klass.__name__}.{name} is a mutable class attribute, which every copy shares"
     return None
 
 
-def _table(value: Any) -> bool:
-    """A class-level dict, list or set of values that cannot change (a lookup table, sizes, an empty memo): the
-    reruns may change what it holds, and ``rng_kept`` puts that back."""
-    if isinstance(value, dict):
-        return all(_immutable(k) and _immutable(v) for k, v in value.items())
-    return isinstance(value, (list, set)) and all(_immutable(v) for v in value)
+def _pure(fn: types.FunctionType) -> bool:
+    """Whether a function, and every wrapper layer of it written outside the libraries, holds only what cannot
+    change in its defaults and closure (beartype's or jaxtyping's own wrappers are theirs)."""
+    seen: set[int] = set()
+    layer: Any = fn
+    while isinstance(layer, types.FunctionType) and id(layer) not in seen:
+        seen.add(id(layer))
+        if not _library_code(layer):
+            held = [*_defaults(layer), *_cells(layer), *vars(layer).values()]
+            if not all(_immutable(v) or isinstance(v, types.FunctionType) for v in held):
+                return False
+        layer = getattr(layer, "__wrapped__", None)
+    return True
 
 
-def _tables(model: nn.Module) -> list[Any]:
-    """The class-level tables (``_table``) of the classes of what the model reaches."""
-    reached, _, _ = _reach(model)
-    found: dict[int, Any] = {}
-    for cls in dict.fromkeys(type(x) for x in reached.values()):
-        for klass in cls.__mro__ if not _library(cls.__module__) else ():
-            if _library(klass.__module__):
-                continue
-            for name, value in vars(klass).items():
-                if not (name.startswith("__") and name.endswith("__")) and _table(value):
-                    found[id(value)] = value
-    return list(found.values())
-
-
-def _put_back(table: Any, saved: Any) -> None:
-    if isinstance(table, list):
-        table[:] = saved
-    else:
-        table.clear()
-        table.update(saved)
+def _library_code(fn: types.FunctionType) -> bool:
+    """A function whose code a library wrote or generated (beartype's wrappers: ``<@beartype(...)>``)."""
+    where = fn.__code__.co_filename
+    return where.startswith("<@") or any(where.startswith(p) for p in _LIBRARY_PATHS)
 
 
 def _guards(hook: Any) -> bool:
@@ -247,7 +302,8 @@ def copied(obj: Any, memo: dict[int, Any]) -> tuple[Any, dict[int, Any]]:
         raise _Refused(
             f"its attributes hold more than {COPY_OBJECTS:,} objects (a vocabulary?), more than the reruns copy"
         )
-    for cls in dict.fromkeys(type(x) for x in reached.values()):
+    classes = [type(x) for x in reached.values()] + [x for x in reached.values() if isinstance(x, type)]
+    for cls in dict.fromkeys(classes):  # of its objects, and the classes it holds as values
         if (shared := _class_state(cls)) is not None:
             raise _Refused(shared)
     states = {  # what a __getstate__ of the user's could change (a library's is known not to)
@@ -297,6 +353,8 @@ def _short(x: Any) -> str:
 
 
 _ATOMIC = frozenset({str, int, float, bool, bytes, complex, type(None)})
+_PLAIN = frozenset({dict, list, tuple, set, frozenset})
+"""Containers with nothing beside their items (a subclass, a defaultdict, may hold a factory or attributes)."""
 """Values a deep copy returns as they are: counted, not walked (a vocabulary's words)."""
 
 
@@ -321,19 +379,19 @@ def _reach(root: Any) -> tuple[dict[int, Any], int, int]:
             continue
         items: Any = ()
         if isinstance(x, types.FunctionType):
-            items = [*_defaults(x), *_cells(x)]
+            items = [*_defaults(x), *_cells(x), *vars(x).values()]
         elif isinstance(x, types.MethodType):
             items = [x.__self__, x.__func__]
         elif isinstance(x, weakref.ref):
             items = [x()]
         elif isinstance(x, Mapping):
             objects += 2 * len(x)
-            items = [*x.keys(), *x.values()] if objects <= COPY_OBJECTS else ()
+            items = [*x.keys(), *x.values()] if objects <= COPY_OBJECTS else []
         elif isinstance(x, (list, tuple, set, frozenset, collections.deque)):
             objects += len(x)
-            items = x if objects <= COPY_OBJECTS else ()
-        else:
-            items = [*getattr(x, "__dict__", {}).values()]
+            items = list(x) if objects <= COPY_OBJECTS else []
+        if not isinstance(x, (types.FunctionType, types.MethodType, weakref.ref)) and type(x) not in _PLAIN:
+            items = [*items, *getattr(x, "__dict__", {}).values(), getattr(x, "default_factory", None)]
             items += [getattr(x, s) for k in type(x).__mro__ for s in _slots(k) if hasattr(x, s)]
         stack.extend(v for v in items if type(v) not in _ATOMIC)
     shared: dict[int, int] = {}  # storages counted once
