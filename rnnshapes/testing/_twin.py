@@ -17,6 +17,7 @@ inputs' objects bind (a warn-once flag set on the class, a table's contents).
 
 import collections
 import copy
+import dataclasses
 import enum
 import functools
 import logging
@@ -92,11 +93,11 @@ def rng_kept(device: torch.device, model: nn.Module, inputs: Any = ()) -> Iterat
             getattr(g, put)(state)
         for g, state in bits:
             g.bit_generator.state = state
-        for cls, saved, tables in namespaces:
-            _put_back(cls, saved, tables)
+        for cls, saved, tables, layers in namespaces:
+            _put_back(cls, saved, tables, layers)
 
 
-def _namespaces(*roots: Any) -> list[tuple[type, dict[str, Any], list[tuple[Any, Any]]]]:
+def _namespaces(*roots: Any) -> list[Any]:
     """The user classes (a library's excepted) of what ``roots`` reach, or that they hold as values, with what
     their namespaces bind now."""
     found: dict[type, None] = {}
@@ -107,21 +108,66 @@ def _namespaces(*roots: Any) -> list[tuple[type, dict[str, Any], list[tuple[Any,
                     if not _library(klass.__module__):
                         found[klass] = None
     return [
-        (cls, dict(vars(cls)), [(v, type(v)(v)) for v in vars(cls).values() if _table(v)]) for cls in found
+        (cls, dict(vars(cls)), [(v, type(v)(v)) for v in vars(cls).values() if _table(v)], _layers(cls))
+        for cls in found
     ]
+
+
+def _layers(cls: type) -> list[tuple[types.FunctionType, list[tuple[Any, Any]], dict[str, Any]]]:
+    """The functions of a class's namespace written outside the libraries (methods, properties, each layer of
+    a decorator's wrapper), with what their closure cells and attributes hold now (a warn-once flag kept
+    ``nonlocal``, a call count kept on the wrapper)."""
+    found = []
+    for value in vars(cls).values():
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        parts = [value.fget, value.fset, value.fdel] if isinstance(value, property) else [value]
+        if isinstance(value, functools.cached_property):
+            parts = [value.func]
+        for part in parts:
+            seen: set[int] = set()
+            while isinstance(part, types.FunctionType) and id(part) not in seen:
+                seen.add(id(part))
+                if not _library_code(part):
+                    cells = [(c, c.cell_contents) for c in part.__closure__ or () if _filled(c)]
+                    found.append((part, cells, dict(vars(part))))
+                part = getattr(part, "__wrapped__", None)
+    return found
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        _ = cell.cell_contents
+    except ValueError:  # an empty cell
+        return False
+    return True
 
 
 def _table(value: Any) -> bool:
     """A class-level dict, list or set (exactly) of values that cannot change: a lookup table, sizes, an empty
     memo. The reruns may change what it holds; ``rng_kept`` puts that back."""
+    if type(value) not in (dict, list, set) or len(value) > COPY_OBJECTS:  # a vocabulary: not copied, refused
+        return False
     if type(value) is dict:
         return all(_immutable(k) and _immutable(v) for k, v in value.items())
-    return type(value) in (list, set) and all(_immutable(v) for v in value)
+    return all(_immutable(v) for v in value)
 
 
-def _put_back(cls: type, saved: dict[str, Any], tables: list[tuple[Any, Any]]) -> None:
-    """Rebind what a class's namespace bound before (a flag set, a name added or removed), and put back what
-    its tables held."""
+def _put_back(
+    cls: type,
+    saved: dict[str, Any],
+    tables: list[tuple[Any, Any]],
+    layers: list[tuple[types.FunctionType, list[tuple[Any, Any]], dict[str, Any]]],
+) -> None:
+    """Rebind what a class's namespace bound before (a flag set, a name added or removed), put back what its
+    tables held, and what its functions' closure cells and attributes held."""
+    for fn, cells, attributes in layers:
+        for cell, held in cells:
+            if cell.cell_contents is not held:
+                cell.cell_contents = held
+        if not _same_vars(vars(fn), attributes):
+            vars(fn).clear()
+            vars(fn).update(attributes)
     for table, held in tables:
         if table != held:
             if isinstance(table, list):
@@ -204,7 +250,7 @@ def _class_state(cls: type) -> str | None:
         if _library(klass.__module__):
             continue
         for name, value in vars(klass).items():
-            if name.startswith("__") and name.endswith("__"):
+            if (name.startswith("__") and name.endswith("__")) or name == "_abc_impl":  # ABCMeta's own
                 continue
             if isinstance(value, (staticmethod, classmethod)):
                 value = value.__func__
@@ -283,6 +329,8 @@ def twin(model: nn.Module) -> tuple[nn.Module | None, str]:
         made, _ = copied(model, {})
     except _Refused as e:
         return None, str(e)
+    except Exception as e:  # noqa: BLE001  # what the walk could not read: no reruns
+        return None, f"the model could not be walked ({type(e).__name__})"
     return made, ""
 
 
@@ -391,13 +439,32 @@ def _reach(root: Any) -> tuple[dict[int, Any], int, int]:
             objects += len(x)
             items = list(x) if objects <= COPY_OBJECTS else []
         if not isinstance(x, (types.FunctionType, types.MethodType, weakref.ref)) and type(x) not in _PLAIN:
-            items = [*items, *getattr(x, "__dict__", {}).values(), getattr(x, "default_factory", None)]
-            items += [getattr(x, s) for k in type(x).__mro__ for s in _slots(k) if hasattr(x, s)]
+            items = [*items, *_held(x)]
         stack.extend(v for v in items if type(v) not in _ATOMIC)
     shared: dict[int, int] = {}  # storages counted once
     for key, (ptr, size) in storages.items():
         shared[ptr if ptr else key] = size
     return reached, sum(shared.values()), objects
+
+
+def _held(x: Any) -> list[Any]:
+    """What an object holds beside its items: its ``__dict__``, its slots, a defaultdict's factory; read without
+    running its own ``__getattr__`` (a config dict whose attributes are its keys)."""
+    found = []
+    try:
+        found += list(object.__getattribute__(x, "__dict__").values())
+    except (AttributeError, TypeError):
+        pass
+    if isinstance(x, collections.defaultdict):
+        found.append(x.default_factory)
+    for klass in type(x).__mro__:
+        for name in _slots(klass):
+            slot = vars(klass).get(name)
+            try:
+                found.append(slot.__get__(x, type(x)))  # type: ignore[union-attr]
+            except (AttributeError, TypeError):
+                continue
+    return found
 
 
 def _bytes(t: Tensor) -> tuple[int, int]:
@@ -471,4 +538,9 @@ def _immutable(x: Any) -> bool:
         return True
     if isinstance(x, (tuple, frozenset)):
         return all(_immutable(v) for v in x)
+    if isinstance(x, functools.partial):
+        return _immutable(x.func) and _immutable(x.args) and all(_immutable(v) for v in x.keywords.values())
+    params = getattr(type(x), "__dataclass_params__", None)
+    if params is not None and params.frozen and not isinstance(x, type):
+        return all(_immutable(getattr(x, f.name, None)) for f in dataclasses.fields(x))
     return False

@@ -7,6 +7,7 @@ number generators, as the whole-sequence check leaves them; where a rerun is not
 sequence's length, keeps state, fails on fewer steps) it must say so and use the whole sequence.
 """
 
+import abc
 import enum
 import functools
 import logging
@@ -1038,6 +1039,76 @@ def test_class_state_is_refused_or_put_back(how, reason, monkeypatch):
         assert f"2 of 3 {RERUN}" in found.how, found.how
     assert Stateful.short_seen is False and Options.warned == set()  # the whole call has 10 steps: not short
     assert model.built == ([1] if how == "factory" else [])  # the whole call's own miss, no rerun's
+
+
+class AttrDict(dict):
+    __getattr__ = (
+        dict.__getitem__
+    )  # the one-line config dict (a stranger's repro): a KeyError, not AttributeError
+
+
+def test_a_config_dict_that_answers_every_attribute_is_no_crash(monkeypatch):
+    model, x = Tagger(), features(batch=3, time=10)
+    model.cfg = AttrDict(width=WIDTH)
+    found = check_causal(model, x, chunk_size=4)
+    assert "no reruns: the model could not be copied (KeyError)" in found.how, found.how  # deepcopy's own
+    _same(found, _whole(monkeypatch, model, x, chunk_size=4))
+
+
+@dataclass(frozen=True)
+class FrozenConfig:
+    width: int = WIDTH
+
+
+class Abstract(Tagger, abc.ABC):
+    default = FrozenConfig()
+    act = functools.partial(nn.functional.leaky_relu, negative_slope=0.1)
+
+    def forward(self, x: Tensor) -> Any:
+        return self.act(super().forward(x)[0])
+
+
+def warn_once(method: Any) -> Any:
+    warned = False
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any) -> Any:
+        nonlocal warned
+        if args[0].shape[1] < 10 and not warned:
+            warned = True
+        wrapper.calls += 1  # type: ignore[attr-defined]
+        return method(self, *args)
+
+    wrapper.calls = 0  # type: ignore[attr-defined]
+    return wrapper
+
+
+class Once(Tagger):
+    @warn_once
+    def forward(self, x: Tensor) -> Any:
+        return super().forward(x)[0]
+
+
+def test_abstract_bases_frozen_configs_and_decorator_state_are_reran_and_put_back():
+    x = features(batch=3, time=10)
+    found = check_causal(Abstract(), x, chunk_size=4)
+    assert f"2 of 3 {RERUN}" in found.how, found.how
+    found = check_causal(Once(), x, chunk_size=4)
+    assert f"2 of 3 {RERUN}" in found.how, found.how
+    wrapper = vars(Once)["forward"]
+    cells = dict(zip(wrapper.__code__.co_freevars, wrapper.__closure__, strict=True))
+    assert (
+        cells["warned"].cell_contents is False and wrapper.calls == 1
+    )  # the check's one call; the reruns' undone
+
+
+class Vocabulary(Tagger):
+    WORDS = {f"word{i}": i for i in range(30_000)}  # noqa: RUF012  # more than COPY_OBJECTS: refused, not scanned
+
+
+def test_a_large_class_table_is_refused():
+    found = check_causal(Vocabulary(), features(batch=3, time=10), chunk_size=4)
+    assert "no reruns: Vocabulary.WORDS is a mutable class attribute" in found.how, found.how
 
 
 def test_the_plan_fits_the_group_products_beside_the_last_rows():
