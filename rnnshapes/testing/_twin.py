@@ -119,12 +119,7 @@ def _layers(cls: type) -> list[tuple[types.FunctionType, list[tuple[Any, Any]], 
     ``nonlocal``, a call count kept on the wrapper)."""
     found = []
     for value in vars(cls).values():
-        if isinstance(value, (staticmethod, classmethod)):
-            value = value.__func__
-        parts = [value.fget, value.fset, value.fdel] if isinstance(value, property) else [value]
-        if isinstance(value, functools.cached_property):
-            parts = [value.func]
-        for part in parts:
+        for part in _parts(value):
             seen: set[int] = set()
             while isinstance(part, types.FunctionType) and id(part) not in seen:
                 seen.add(id(part))
@@ -133,6 +128,16 @@ def _layers(cls: type) -> list[tuple[types.FunctionType, list[tuple[Any, Any]], 
                     found.append((part, cells, dict(vars(part))))
                 part = getattr(part, "__wrapped__", None)
     return found
+
+
+def _parts(value: Any) -> list[Any]:
+    """What a class attribute runs or holds: a static or class method's function, a property's getter, setter
+    and deleter, a cached property's function, or the value itself."""
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return [value.fget, value.fset, value.fdel]
+    return [value.func] if isinstance(value, functools.cached_property) else [value]
 
 
 def _filled(cell: Any) -> bool:
@@ -252,12 +257,7 @@ def _class_state(cls: type) -> str | None:
         for name, value in vars(klass).items():
             if (name.startswith("__") and name.endswith("__")) or name == "_abc_impl":  # ABCMeta's own
                 continue
-            if isinstance(value, (staticmethod, classmethod)):
-                value = value.__func__
-            parts = [value.fget, value.fset, value.fdel] if isinstance(value, property) else [value]
-            if isinstance(value, functools.cached_property):
-                parts = [value.func]
-            for part in parts:
+            for part in _parts(value):
                 if isinstance(part, types.FunctionType):
                     if not _pure(part):
                         return (
